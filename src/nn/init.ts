@@ -1,0 +1,45 @@
+// Parameter initialisers as in timm/DINO (in place, no grad).
+import { type Tensor, noGrad } from '../engine/index.js';
+
+/** Truncated normal: N(mean, std) restricted to [a, b], by inverse-CDF sampling (timm's trunc_normal_). */
+export function truncNormal_(t: Tensor, std = 0.02, mean = 0, a = -2, b = 2): Tensor {
+  const cdf = (x: number) => (1 + erf((x - mean) / std / Math.SQRT2)) / 2;
+  const l = cdf(a);
+  const u = cdf(b);
+  return noGrad(() =>
+    t
+      .uniform_(2 * l - 1, 2 * u - 1)
+      .erfinv_()
+      .mul_(std * Math.SQRT2)
+      .add_(mean)
+      .clamp_(a, b),
+  );
+}
+
+// Abramowitz–Stegun 7.1.26 is too coarse near the tails; this series/continued-fraction pair is exact to ~1e-15.
+function erf(x: number): number {
+  const sign = x < 0 ? -1 : 1;
+  const z = Math.abs(x);
+  if (z < 2.5) {
+    let sum = z;
+    let term = z;
+    for (let n = 1; n < 60; n++) {
+      term *= (-z * z) / n;
+      sum += term / (2 * n + 1);
+    }
+    return (sign * 2 * sum) / Math.sqrt(Math.PI);
+  }
+  let f = 0;
+  for (let n = 60; n >= 1; n--) f = (n / 2) / (z + f);
+  return sign * (1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / (z + f));
+}
+
+export function zeros_(t: Tensor): Tensor {
+  return noGrad(() => t.zero_());
+}
+export function ones_(t: Tensor): Tensor {
+  return noGrad(() => t.fill_(1));
+}
+export function normal_(t: Tensor, std: number, mean = 0): Tensor {
+  return noGrad(() => t.normal_(mean, std));
+}
