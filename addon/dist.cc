@@ -61,6 +61,18 @@ void initDist(Napi::Env env, Napi::Object e) {
     group(info[0]).pg->barrier()->wait();
     return info.Env().Undefined();
   }));
+  // Key-value store access (liveness bookkeeping when a collective fails).
+  e.Set("storeSet", fn(env, "storeSet", [](CI info) -> Napi::Value {
+    auto v = info[2].As<Napi::String>().Utf8Value();
+    group(info[0]).store->set(info[1].As<Napi::String>().Utf8Value(), std::vector<uint8_t>(v.begin(), v.end()));
+    return info.Env().Undefined();
+  }));
+  e.Set("storeCheck", fn(env, "storeCheck", [](CI info) -> Napi::Value {
+    std::vector<std::string> keys;
+    auto arr = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) keys.push_back(arr.Get(i).As<Napi::String>().Utf8Value());
+    return Napi::Boolean::New(info.Env(), group(info[0]).store->check(keys));
+  }));
   e.Set("pgDestroy", fn(env, "pgDestroy", [](CI info) -> Napi::Value {
     auto& g = group(info[0]);
     g.pg.reset();
