@@ -181,6 +181,15 @@ export class Tensor {
   alias(): Tensor {
     return w(native.alias(this.handle));
   }
+  /**
+   * Replaces this tensor's data by src's (dtype and device may differ; shape is src's), keeping this handle
+   * and its requiresGrad flag: PyTorch's `t.data = src`. Used to convert a module's parameters in place.
+   */
+  setData_(src: Tensor): this {
+    native.setData(this.handle, src.handle);
+    this.#shape = undefined;
+    return this;
+  }
   detach(): Tensor {
     return w(native.detach(this.handle));
   }

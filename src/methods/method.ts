@@ -71,4 +71,6 @@ export interface MethodDef<C = unknown> {
   summary: string; // one line for `locus pretrain --help`
   schema: import('zod').ZodType<C>;
   create(options: C, ctx: MethodContext): Method;
+  /** Cross-field checks of the options against the model (e.g. crop sizes divisible by the patch): one line naming the field, or null. */
+  check?(options: C, model: { imgSize: number; patchSize: number }): string | null;
 }

@@ -1,5 +1,5 @@
 // Module: parameters, buffers and children with PyTorch-style dotted state-dict names.
-import { Tensor, keep, noGrad } from '../engine/index.js';
+import { type DType, keep, noGrad, type Tensor } from '../engine/index.js';
 
 export class Module {
   training = true;
@@ -89,6 +89,21 @@ export class Module {
   }
   requiresGrad_(on: boolean): this {
     for (const p of this.parameters()) p.requiresGrad_(on);
+    return this;
+  }
+  /**
+   * Converts every parameter and buffer in place to dtype (and/or device): the tensors keep their identity,
+   * so fields, optimizers built afterwards and state dicts see the new data. Gradients are dropped.
+   */
+  to(dtype?: DType, device?: string): this {
+    noGrad(() => {
+      for (const [, t] of this.stateDict()) {
+        const c = t.to(dtype, device);
+        t.grad = null;
+        t.setData_(c);
+        c.dispose();
+      }
+    });
     return this;
   }
   /** Frees every parameter and buffer. */

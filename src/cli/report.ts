@@ -1,0 +1,73 @@
+// `locus report RUN_DIR... --out FILE.html`: one self-contained HTML page from run directories
+// (config, metrics, evals, and pictures from each run's latest checkpoint).
+import { renameSync, writeFileSync } from 'node:fs';
+import { basename, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { loadEvalTarget } from '../eval/dispatch.js';
+import { type ReportRun, renderReport } from '../report/html.js';
+import { listCheckpoints } from '../train/checkpoint.js';
+import { readEvals, readMetrics, readRunConfig } from '../train/run.js';
+import { action, errorLine, printJson } from './common.js';
+import { scenePictures } from './pictures.js';
+
+/** A run directory as the report renderer wants it. */
+export async function reportRun(dir: string, pictures = true): Promise<ReportRun> {
+  const config = readRunConfig(dir);
+  const run: ReportRun = {
+    name: basename(resolve(dir)),
+    method: String(config.method),
+    config: config as Record<string, unknown>,
+    metrics: readMetrics(dir),
+    evals: readEvals(dir),
+  };
+  const ck = listCheckpoints(dir).at(-1);
+  if (pictures && ck) {
+    try {
+      run.pictures = { images: await scenePictures(loadEvalTarget(ck.path)) };
+    } catch (e) {
+      process.stderr.write(`locus: report: no pictures for ${dir} (${errorLine(e)})\n`);
+    }
+  }
+  return run;
+}
+
+export async function writeReport(
+  dirs: string[],
+  out: string,
+  o: { title?: string; pictures?: boolean } = {},
+): Promise<string> {
+  const runs: ReportRun[] = [];
+  for (const d of dirs) runs.push(await reportRun(d, o.pictures ?? true));
+  const html = await renderReport(runs, { title: o.title });
+  const path = resolve(out);
+  const tmp = `${path}.${process.pid}.tmp`;
+  writeFileSync(tmp, html);
+  renameSync(tmp, path);
+  return path;
+}
+
+export function registerReport(program: Command): void {
+  program
+    .command('report')
+    .description('write one self-contained HTML report for run directories')
+    .argument('<runDirs...>', 'run directories (config.json, metrics.jsonl, evals/, checkpoints/)')
+    .requiredOption('--out <file>', 'the HTML file to write')
+    .option('--title <text>', 'page title', 'Locus report')
+    .option('--no-pictures', "skip attention/PCA pictures (they need each run's latest checkpoint)")
+    .option('--json', 'print {"report": path, "runs": n} as the last line')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ locus report runs/dino-20250101-120000 --out report.html
+  $ locus report runs/dino-a runs/loca-b --out compare.html --title "DINO vs LOCA"`,
+    )
+    .action(
+      action(async (dirs: string[], f: { out: string; title: string; pictures: boolean; json?: boolean }) => {
+        const path = await writeReport(dirs, f.out, { title: f.title, pictures: f.pictures });
+        process.stdout.write(`report: ${path}\n`);
+        if (f.json) printJson({ report: path, runs: dirs.length });
+        return 0;
+      }),
+    );
+}

@@ -1,0 +1,264 @@
+// `locus eval KIND --checkpoint PATH`: the probe registry and the one entry point the CLI and the
+// comparison call. Every result JSON carries all eval hyper-parameters, the seed, the data specs, the
+// input settings and the checkpoint hash (probeHeader); unknown options are errors, never ignored.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { manualSeed, type Tensor } from '../engine/index.js';
+import { loadMetadata, loadTensors } from '../engine/io.js';
+import type { Method } from '../methods/method.js';
+import { createVit, type VitConfig } from '../nn/index.js';
+import { disposeCheckpoint, loadCheckpoint, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
+import { resolveConfig } from '../train/config.js';
+import { buildMethod } from '../train/loop.js';
+import { holdsRun, runPaths, writeJsonAtomic } from '../train/run.js';
+import type { EvalContext } from './common.js';
+import { defaultInput, type EvalBackbone } from './features.js';
+import { KNN_DEFAULTS, knnEval } from './knn.js';
+import { LINEAR_DEFAULTS, linearEval } from './linear.js';
+import { LOCATION_DEFAULTS, locationEval } from './location.js';
+import { PARTS_DEFAULTS, partsEval } from './parts.js';
+import { SEG_DEFAULTS, segEval } from './seg.js';
+
+export const EVAL_KINDS = ['knn', 'linear', 'seg', 'parts', 'location'] as const;
+export type EvalKind = (typeof EVAL_KINDS)[number];
+
+/** Each probe's defaults (its option names are exactly these keys). */
+export const EVAL_DEFAULTS: Record<EvalKind, Record<string, unknown>> = {
+  knn: KNN_DEFAULTS as unknown as Record<string, unknown>,
+  linear: LINEAR_DEFAULTS as unknown as Record<string, unknown>,
+  seg: SEG_DEFAULTS as unknown as Record<string, unknown>,
+  parts: PARTS_DEFAULTS as unknown as Record<string, unknown>,
+  location: LOCATION_DEFAULTS as unknown as Record<string, unknown>,
+};
+
+/** Options every probe takes besides its own. */
+export interface CommonEvalOptions {
+  size?: number; // eval input side (default: the model's native imgSize)
+  batchSize?: number; // images per forward pass (default 64)
+  seed?: number; // default 0
+  cacheDir?: string | null; // feature cache; default <run>/cache for a run checkpoint, else none; null = off
+  progress?: boolean;
+  /** Where <kind>.json (and seg_head.safetensors) go; default <run>/evals for a run checkpoint; null = don't write. */
+  outDir?: string | null;
+}
+
+const COMMON_KEYS = new Set(['size', 'batchSize', 'seed', 'cacheDir', 'progress', 'outDir']);
+
+export interface RunEvalArgs {
+  /** A checkpoint path (run checkpoint or exported backbone .safetensors), 'random[:seed]', or a ready backbone. */
+  checkpoint: string | EvalBackbone;
+  options?: CommonEvalOptions & Record<string, unknown>;
+  /** Model config for 'random' (default: ViT-Tiny-like, 32 px, patch 4, depth 6). */
+  randomConfig?: Partial<VitConfig>;
+}
+
+const isPlain = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+
+/**
+ * An option over its default: nested objects merge (`{train: {length: 500}}` keeps the default
+ * dataset's other fields; `{seg: {steps: 100}}` the other seg settings), unless a dataset spec
+ * changes kind, which replaces it whole.
+ */
+export function mergeOption(def: unknown, v: unknown): unknown {
+  if (!isPlain(def) || !isPlain(v)) return v;
+  if ('kind' in v && v.kind !== def.kind) return v;
+  return { ...def, ...v };
+}
+
+/** Runs one probe; returns its result JSON (and writes <outDir>/<kind>.json when outDir is set). */
+export async function runEval(kind: string, args: RunEvalArgs): Promise<Record<string, unknown>> {
+  if (!(EVAL_KINDS as readonly string[]).includes(kind))
+    throw new Error(`unknown eval kind '${kind}' (allowed: ${EVAL_KINDS.join(', ')})`);
+  const k = kind as EvalKind;
+  const opts = { ...(args.options ?? {}) };
+  const own: Record<string, unknown> = {};
+  const allowed = Object.keys(EVAL_DEFAULTS[k]);
+  for (const [key, v] of Object.entries(opts)) {
+    if (COMMON_KEYS.has(key) || v === undefined) continue;
+    if (!allowed.includes(key))
+      throw new Error(`eval ${k}: unknown option '${key}' (allowed: ${[...allowed, ...COMMON_KEYS].join(', ')})`);
+    own[key] = mergeOption(EVAL_DEFAULTS[k][key], v);
+  }
+  const seed = opts.seed ?? 0;
+  manualSeed(seed);
+  const bb = await resolveBackbone(args.checkpoint, args.randomConfig, seed);
+  const run =
+    typeof args.checkpoint === 'string' && !/^random/.test(args.checkpoint) ? runDirFor(args.checkpoint) : null;
+  const outDir = opts.outDir === undefined ? (run ? runPaths(run).evals : null) : opts.outDir;
+  if (outDir) mkdirSync(outDir, { recursive: true });
+  const cacheDir = opts.cacheDir === undefined ? (run ? join(run, 'cache') : undefined) : (opts.cacheDir ?? undefined);
+  const ctx: EvalContext = {
+    bb,
+    input: defaultInput(bb.vit, opts.size),
+    seed,
+    batchSize: opts.batchSize ?? 64,
+    cacheDir,
+    progress: opts.progress,
+  };
+  try {
+    return await dispatch(k, ctx, own, outDir);
+  } finally {
+    if (typeof args.checkpoint === 'string') bb.dispose?.();
+  }
+}
+
+async function dispatch(
+  k: EvalKind,
+  ctx: EvalContext,
+  own: Record<string, unknown>,
+  outDir: string | null,
+): Promise<Record<string, unknown>> {
+  let result: Record<string, unknown>;
+  switch (k) {
+    case 'knn':
+      result = { ...(await knnEval(ctx, own)) };
+      break;
+    case 'linear':
+      result = { ...(await linearEval(ctx, own)) };
+      break;
+    case 'seg':
+      result = {
+        ...(await segEval(ctx, { ...own, saveHead: outDir ? join(outDir, 'seg_head.safetensors') : undefined })),
+      };
+      break;
+    case 'parts':
+      result = { ...(await partsEval(ctx, own)) };
+      break;
+    case 'location':
+      result = { ...(await locationEval(ctx, own)) };
+      break;
+  }
+  // JSON has no NaN: a NaN (e.g. an mIoU with no class counted) is written as null
+  if (outDir) writeJsonAtomic(join(outDir, `${k}.json`), result);
+  return result;
+}
+
+// ---------------------------------------------------------------- backbones
+
+/** A backbone from a checkpoint path, 'random[:seed]', or as given. */
+export async function resolveBackbone(
+  ck: string | EvalBackbone,
+  randomConfig: Partial<VitConfig> = {},
+  seed = 0,
+): Promise<EvalBackbone> {
+  if (typeof ck !== 'string') return ck;
+  const m = /^random(?::(\d+))?$/.exec(ck);
+  if (m) return randomBackbone(randomConfig, m[1] === undefined ? seed : Number(m[1]));
+  // a run checkpoint (or run directory) carries locus.checkpoint metadata; an exported backbone does not
+  if (ck.endsWith('.safetensors') && existsSync(ck) && !('locus.checkpoint' in loadMetadata(ck)))
+    return loadExportedBackbone(ck);
+  return loadRunCheckpoint(ck);
+}
+
+/** A randomly initialised ViT (the "no pretraining" baseline); hash 'random-<seed>-<config hash>'. */
+export function randomBackbone(cfg: Partial<VitConfig> = {}, seed = 0): EvalBackbone {
+  manualSeed(seed);
+  const vit = createVit({ imgSize: 32, patchSize: 4, depth: 6, ...cfg });
+  vit.eval();
+  const h = createHash('sha256').update(JSON.stringify(vit.cfg)).digest('hex').slice(0, 12);
+  return { vit, hash: `random-${seed}-${h}`, method: 'random', dispose: () => vit.dispose() };
+}
+
+/** Hash of a checkpoint file's bytes (first 16 hex digits of sha256). */
+export function fileHash(path: string): string {
+  return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
+}
+
+/** A backbone exported by `src/train/export.ts` (timm names, architecture in the metadata). */
+export function loadExportedBackbone(path: string): EvalBackbone {
+  const meta = loadMetadata(path);
+  const num = (k: string): number => {
+    const v = Number(meta[k]);
+    if (!Number.isFinite(v))
+      throw new Error(`${path}: metadata '${k}' missing or not a number; is this a Locus backbone export?`);
+    return v;
+  };
+  const cfg: Partial<VitConfig> = {
+    imgSize: num('img_size'),
+    patchSize: num('patch_size'),
+    inChans: num('in_chans'),
+    dim: num('embed_dim'),
+    depth: num('depth'),
+    heads: num('num_heads'),
+    mlpRatio: num('mlp_ratio'),
+    qkvBias: meta.qkv_bias !== 'false',
+  };
+  const vit = createVit(cfg);
+  const state = loadTensors(path);
+  try {
+    vit.loadStateDict(state);
+  } catch (e) {
+    throw new Error(`checkpoint ${path} does not match the architecture in its metadata: ${(e as Error).message}`);
+  } finally {
+    for (const t of state.values()) t.dispose();
+  }
+  vit.eval();
+  return { vit, hash: fileHash(path), checkpoint: path, method: meta.method, dispose: () => vit.dispose() };
+}
+
+/**
+ * A run checkpoint (a step-*.safetensors file, or a run directory: its latest): the method rebuilt from
+ * the config stored in the checkpoint, its weights loaded, and its eval backbone (the teacher's where
+ * the method evaluates the teacher). A checkpoint whose tensors do not fit its config fails in one line.
+ */
+export function loadRunCheckpoint(path: string): EvalBackbone {
+  const ck = loadCheckpoint(path);
+  try {
+    const config = resolveConfig(ck.config);
+    const method = buildMethod(config);
+    try {
+      method.student.loadStateDict(ck.student);
+      if (method.teacher) method.teacher.loadStateDict(ck.teacher);
+    } catch (e) {
+      const m = config.model;
+      throw new Error(
+        `checkpoint ${ck.path} does not match its config (method ${config.method}, model dim ${m.dim}, depth ${m.depth}, heads ${m.heads}, patch ${m.patchSize}, imgSize ${m.imgSize}): ${(e as Error).message}`,
+      );
+    }
+    const vit = method.evalBackbone();
+    vit.eval();
+    const dispose = () => {
+      method.student.dispose();
+      method.teacher?.dispose();
+    };
+    return {
+      vit,
+      hash: ck.sha256,
+      checkpoint: ck.path,
+      method: ck.info.method,
+      step: ck.info.step,
+      projector: projectorOf(method),
+      dispose,
+    };
+  } finally {
+    disposeCheckpoint(ck);
+  }
+}
+
+/**
+ * The method's CLS projector for the part-aware "projector" features, where it has one: an
+ * `evalProjector()` on the method if it defines it, else a DINO-style head (`head` or `cHead` with
+ * `embed`, the L2-normalised bottleneck before the prototypes) of the evaluated network.
+ */
+export function projectorOf(method: Method): ((cls: Tensor) => Tensor) | undefined {
+  const custom = (method as { evalProjector?: () => ((cls: Tensor) => Tensor) | null }).evalProjector?.();
+  if (custom) return custom;
+  const net = (method.teacher ?? method.student) as unknown as Record<string, unknown>;
+  for (const name of ['head', 'cHead']) {
+    const h = net[name] as { embed?: (x: Tensor) => Tensor } | undefined;
+    if (h && typeof h.embed === 'function') return (cls) => (h.embed as (x: Tensor) => Tensor).call(h, cls);
+  }
+  return undefined;
+}
+
+/** The run directory of a checkpoint path (file or run dir), or null for a bare file. */
+export function runDirFor(path: string): string | null {
+  try {
+    const file = resolveCheckpoint(path);
+    const run = runDirOf(file);
+    return holdsRun(run) ? run : null;
+  } catch {
+    return null;
+  }
+}

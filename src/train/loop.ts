@@ -1,0 +1,366 @@
+// The training loop: data → forward/loss (in a tidy scope, so intermediates are freed before backward)
+// → backward → clip → method hook → optimizer → EMA/centre updates; schedules per step (DINO's
+// cosine_scheduler arrays); metrics, checkpoints, signals and NaN stops.
+//
+// Exact resume: libtorch's generator is re-seeded from (seed, step) before every step, batches are a pure
+// function of (seed, epoch, indices) and the loader restarts mid-epoch; so a resumed run repeats the
+// uninterrupted run's arithmetic step for step.
+import { performance } from 'node:perf_hooks';
+import { toTensors } from '../data/collate.js';
+import { Loader, type LoaderOptions } from '../data/loader.js';
+import { deriveSeed } from '../data/rng.js';
+import { dispose, getRngState, manualSeed, scalar, setNumThreads, setRngState, type Tensor, tidy } from '../engine/index.js';
+import { getMethod } from '../methods/index.js';
+import type { Collectives, Method, StepInfo } from '../methods/method.js';
+import {
+  AdamW,
+  clipGradGlobal,
+  clipGradPerTensor,
+  cosineSchedule,
+  decayGroups,
+  type Optimizer,
+  SGD,
+  type VitConfig,
+} from '../nn/index.js';
+import {
+  CHECKPOINT_FORMAT,
+  type CheckpointData,
+  type CheckpointInfo,
+  pruneCheckpoints,
+  saveCheckpoint,
+} from './checkpoint.js';
+import { type Config, configHash, peakLr, warmupSteps } from './config.js';
+import type { Progress } from './progress.js';
+import { appendMetrics, type MetricsRow, type RunPaths } from './run.js';
+import { type StopFlag, yieldToEventLoop } from './signals.js';
+
+const STEP_STREAM = 0x53544550; // 'STEP': libtorch seed of step k on rank r = deriveSeed(seed, STEP_STREAM, k, r)
+
+export class NonFiniteLossError extends Error {
+  constructor(
+    readonly step: number,
+    readonly value: number,
+    readonly lastCheckpoint: string | null,
+  ) {
+    super(
+      `non-finite loss (${value}) at step ${step}; stopped. Last good checkpoint: ${lastCheckpoint ?? 'none (none written yet)'}` +
+        (lastCheckpoint ? ' (left untouched)' : ''),
+    );
+    this.name = 'NonFiniteLossError';
+  }
+}
+
+/** Data-parallel hooks (src/train/distributed.ts's Distributed fits); absent = one process. */
+export interface TrainDist extends Collectives {
+  rank: number;
+  isMain: boolean;
+  syncGradients(params: Tensor[]): void;
+  broadcastModules(modules: (import('../nn/index.js').Module | null)[]): void;
+}
+
+export interface TrainOptions {
+  config: Config;
+  run: RunPaths;
+  resume?: CheckpointData | null;
+  progress: Progress;
+  stop: StopFlag;
+  dist?: TrainDist | null;
+}
+
+export interface TrainResult {
+  step: number;
+  totalSteps: number;
+  finalCheckpoint: string;
+  stopped: boolean; // by a signal
+  lastLoss: number | null;
+  seconds: number;
+}
+
+/** The student ViT's config from the run config (imgSize = global crop side). */
+export function vitConfig(c: Config): VitConfig {
+  const m = c.model;
+  return {
+    imgSize: m.imgSize,
+    patchSize: m.patchSize,
+    inChans: 3,
+    dim: m.dim,
+    depth: m.depth,
+    heads: m.heads,
+    mlpRatio: m.mlpRatio,
+    qkvBias: m.qkvBias,
+    dropPathRate: m.dropPath,
+    maskToken: false,
+  };
+}
+
+/** The method with freshly initialised networks (libtorch seeded from the run seed first). */
+export function buildMethod(c: Config): Method {
+  manualSeed(c.seed);
+  return getMethod(c.method).create(c[c.method], {
+    vit: vitConfig(c),
+    batchSize: c.optim.batchSize,
+    totalSteps: c.optim.steps,
+    seed: c.seed,
+  });
+}
+
+/** DINO's parameter groups (weights with decay; biases and 1-D tensors without) and optimizer. */
+export function buildOptimizer(method: Method, c: Config): Optimizer {
+  const { decay, noDecay } = decayGroups(method.student.namedParameters().filter(([, p]) => p.requiresGrad));
+  const groups = [
+    { params: decay.map(([, p]) => p), names: decay.map(([n]) => n), lr: 0, weightDecay: 0, wdScale: 1, lars: true },
+    {
+      params: noDecay.map(([, p]) => p),
+      names: noDecay.map(([n]) => n),
+      lr: 0,
+      weightDecay: 0,
+      wdScale: 0,
+      lars: false,
+    },
+  ];
+  if (method.optimizer === 'lars') return new SGD(groups, { momentum: 0.9, trustCoef: 0.001 });
+  return new AdamW(groups, { beta1: c.optim.beta1, beta2: c.optim.beta2 });
+}
+
+/** A Loader whose first epoch after a resume starts at a given batch (batches are pure functions of their indices). */
+class ResumableLoader extends Loader {
+  private skipEpoch = -1;
+  private skip = 0;
+  startAt(epoch: number, batch: number): void {
+    this.skipEpoch = epoch;
+    this.skip = batch;
+  }
+  override async plan(epoch: number): Promise<number[][]> {
+    const p = await super.plan(epoch);
+    return epoch === this.skipEpoch ? p.slice(this.skip) : p;
+  }
+}
+
+function restoreOptimizer(opt: Optimizer, saved: Map<string, Tensor>, step: number): void {
+  const live = opt.stateTensors();
+  const missing = [...live.keys()].filter((k) => !saved.has(k));
+  if (missing.length > 0 || saved.size !== live.size)
+    throw new Error(
+      `checkpoint optimizer state does not match this model (${missing.length} missing, ${saved.size} saved vs ${live.size})`,
+    );
+  for (const [k, t] of live) {
+    const s = saved.get(k) as Tensor;
+    if (s.shape.join() !== t.shape.join())
+      throw new Error(`checkpoint optimizer state ${k}: shape [${s.shape}] vs [${t.shape}]`);
+    t.copy_(s);
+  }
+  opt.step_ = step;
+}
+
+const num = (v: number | Tensor): number => (typeof v === 'number' ? v : v.item());
+
+/** With several ranks, all stop at the same step if any of them got a signal (else the others would hang). */
+function stopAgreed(local: boolean, dist: TrainDist | null): boolean {
+  if (!dist || dist.worldSize === 1) return local;
+  const t = scalar(local ? 1 : 0);
+  dist.allReduceMean(t);
+  const any = t.item() > 0;
+  t.dispose();
+  return any;
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const c = o.config;
+  const dist = o.dist ?? null;
+  const world = dist?.worldSize ?? 1;
+  const isMain = dist?.isMain ?? true;
+  const comm: Collectives = dist ?? { worldSize: 1, allReduceMean: () => {} };
+  if (c.train.threads) setNumThreads(c.train.threads);
+
+  const method = buildMethod(c);
+  const opt = buildOptimizer(method, c);
+  const total = c.optim.steps;
+  const lrs = cosineSchedule(peakLr(c, world), c.optim.minLr, total, warmupSteps(c));
+  const wds = cosineSchedule(c.optim.weightDecay, c.optim.weightDecayEnd, total);
+  const moms = cosineSchedule(c.optim.teacherMomentum, c.optim.teacherMomentumEnd, total);
+
+  const loaderOpts: LoaderOptions = {
+    dataset: c.data.dataset as LoaderOptions['dataset'],
+    views: method.views(),
+    batchSize: c.optim.batchSize,
+    seed: c.seed,
+    workers: c.data.workers,
+    prefetch: c.data.prefetch ?? undefined,
+    rank: dist?.rank ?? 0,
+    worldSize: world,
+  };
+  const loader = new ResumableLoader(loaderOpts);
+  const spe = await loader.stepsPerEpoch();
+  if (spe === 0) {
+    await loader.close();
+    throw new Error(
+      `data.dataset has ${await loader.length()} samples, fewer than one batch (optim.batchSize ${c.optim.batchSize} × ${world} processes)`,
+    );
+  }
+
+  let step = 0;
+  let lastCheckpoint: string | null = null;
+  let lastLoss: number | null = null;
+  if (o.resume) {
+    const r = o.resume;
+    method.student.loadStateDict(r.student);
+    if (method.teacher) method.teacher.loadStateDict(r.teacher);
+    restoreOptimizer(opt, r.optim, r.info.optimizerStep);
+    const rng = r.rng.get('cpu');
+    if (rng) setRngState(rng);
+    step = r.info.step;
+    lastCheckpoint = r.path;
+    lastLoss = r.info.loss;
+    if (r.info.stepsPerEpoch !== spe)
+      throw new Error(
+        `checkpoint has ${r.info.stepsPerEpoch} steps per epoch, the data now gives ${spe}; cannot resume exactly`,
+      );
+  }
+  dist?.broadcastModules([method.student, method.teacher]);
+
+  const hash = configHash(c);
+  const params = method.student.parameters().filter((p) => p.requiresGrad);
+  const clipMode = method.clip?.mode ?? 'per-tensor';
+  const clipNorm = method.clip?.maxNorm ?? c.optim.clip;
+  const nanAt = Number(process.env.LOCUS_TEST_NAN_AT_STEP ?? 0); // test hook: this step's loss becomes NaN
+  const signalAt = Number(process.env.LOCUS_TEST_SIGNAL_AT_STEP ?? 0); // test hook: SIGTERM to self after this step
+
+  const save = (): string => {
+    const info: CheckpointInfo = {
+      format: CHECKPOINT_FORMAT,
+      method: c.method,
+      step,
+      epoch: Math.floor(step / spe),
+      stepInEpoch: step % spe,
+      stepsPerEpoch: spe,
+      optimizerStep: opt.step_,
+      configHash: hash,
+      seed: c.seed,
+      loss: lastLoss,
+      savedAt: new Date().toISOString(),
+    };
+    const rng = getRngState();
+    try {
+      return saveCheckpoint(
+        o.run.checkpoints,
+        {
+          student: method.student.stateDict(),
+          teacher: method.teacher?.stateDict() ?? null,
+          optim: opt.stateTensors(),
+          rng: new Map([['cpu', rng]]),
+        },
+        info,
+        c,
+      );
+    } finally {
+      rng.dispose();
+    }
+  };
+
+  const t0 = performance.now();
+  let stopped = false;
+  let savedAt = -1;
+  o.progress.start(total, step);
+  try {
+    let epoch = Math.floor(step / spe);
+    loader.startAt(epoch, step % spe);
+    outer: while (step < total) {
+      let tWait = performance.now();
+      let cpu0 = process.cpuUsage();
+      for await (const batch of loader.epoch(epoch)) {
+        const tStart = performance.now();
+        const info: StepInfo = {
+          step,
+          totalSteps: total,
+          epoch,
+          stepsPerEpoch: spe,
+          lr: lrs[step] as number,
+          weightDecay: wds[step] as number,
+          momentum: moms[step] as number,
+        };
+        manualSeed(deriveSeed(c.seed, STEP_STREAM, step, dist?.rank ?? 0)); // ranks draw different drop-path masks
+        opt.setSchedule(info.lr, info.weightDecay);
+        const tb = toTensors(batch);
+        const out = tidy(() => method.loss(tb, info));
+        dispose(tb.views);
+        dispose(tb.extras);
+        let loss = out.loss.item();
+        if (nanAt === step + 1) loss = Number.NaN;
+        if (!Number.isFinite(loss)) {
+          dispose(out);
+          throw new NonFiniteLossError(step + 1, loss, lastCheckpoint);
+        }
+        out.loss.backward();
+        out.loss.dispose();
+        dist?.syncGradients(params);
+        if (clipNorm > 0) {
+          if (clipMode === 'global') clipGradGlobal(params, clipNorm);
+          else clipGradPerTensor(params, clipNorm);
+        }
+        method.beforeOptimizerStep?.(info);
+        opt.step();
+        opt.zeroGrad();
+        tidy(() => method.afterStep(info, comm));
+        const logs: Record<string, number> = {};
+        for (const [k, v] of Object.entries(out.logs)) logs[k] = num(v);
+        dispose(out.logs);
+        step++;
+        lastLoss = loss;
+        const tEnd = performance.now();
+        const cpu = process.cpuUsage(cpu0);
+        const stepS = (tEnd - tWait) / 1000;
+        const imagesPerS = (c.optim.batchSize * world) / stepS;
+        if (isMain && (step % c.train.logEvery === 0 || step === total)) {
+          const row: MetricsRow = {
+            step,
+            epoch,
+            loss,
+            lr: info.lr,
+            wd: info.weightDecay,
+            momentum: info.momentum,
+            ...logs,
+            images_per_s: imagesPerS,
+            step_s: stepS,
+            data_wait_s: (tStart - tWait) / 1000,
+            cpu_s: (cpu.user + cpu.system) / 1e6, // this process's CPU time (all threads): robust to other load
+            elapsed_s: (tEnd - t0) / 1000,
+          };
+          appendMetrics(o.run, row);
+        }
+        o.progress.update(step, { loss, imagesPerS, lr: info.lr });
+        if (isMain && (step % c.train.ckptEvery === 0 || step === total)) {
+          lastCheckpoint = save();
+          savedAt = step;
+          pruneCheckpoints(o.run.checkpoints, c.train.keepCheckpoints, new Set([lastCheckpoint]));
+        }
+        if (signalAt === step) process.kill(process.pid, 'SIGTERM');
+        if (step >= total) break outer;
+        await yieldToEventLoop(); // signal handlers run here
+        if (stopAgreed(o.stop.requested, dist)) {
+          stopped = true;
+          break outer;
+        }
+        tWait = performance.now();
+        cpu0 = process.cpuUsage();
+      }
+      epoch++;
+    }
+    if (isMain && savedAt !== step) {
+      lastCheckpoint = save();
+      savedAt = step;
+    }
+  } finally {
+    o.progress.stop();
+    // The loader's idle workers are unref'd: keep the event loop alive until they have terminated.
+    const keepAlive = setInterval(() => {}, 1000);
+    await loader.close().finally(() => clearInterval(keepAlive));
+  }
+  return {
+    step,
+    totalSteps: total,
+    finalCheckpoint: lastCheckpoint as string,
+    stopped,
+    lastLoss,
+    seconds: (performance.now() - t0) / 1000,
+  };
+}
