@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { packageVersion } from './common.js';
 import { registerEval } from './eval.js';
+import { registerExport } from './export.js';
 import { registerInfo } from './info.js';
 import { registerMain } from './pipeline.js';
 import { registerPretrain } from './pretrain.js';
@@ -38,7 +39,7 @@ Examples:
   registerEval(program);
   registerReport(program);
   notBuilt(program, 'bench', 'benchmarks');
-  notBuilt(program, 'export', 'export a checkpoint for PyTorch/timm');
+  registerExport(program);
   registerInfo(program);
   registerMain(program);
   return program;
