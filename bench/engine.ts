@@ -141,7 +141,7 @@ function runChild(engine: 'locus' | 'pytorch', init: string): Run {
       ? [
           process.execPath,
           [fileURLToPath(import.meta.url), '--worker', init, ...common],
-          { ...process.env, MALLOC_ARENA_MAX: '1', LOCUS_THREADS: String(THREADS) },
+          { ...process.env, MALLOC_ARENA_MAX: '1', LOCUS_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) },
         ]
       : [
           PYTHON,
@@ -211,9 +211,19 @@ async function driver(): Promise<void> {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+  // Noise control (as in research/engine-bench.md): runs during which other processes used more than
+  // 0.1 core are left out of the medians, as long as each engine keeps at least one clean run.
+  const CLEAN = 0.1;
   const of = (e: string) => runs.filter((r) => r.engine === e);
-  const L = of('locus');
-  const T = of('pytorch');
+  const clean = (rs: Run[]) => rs.filter((r) => (r.others_cores ?? 0) <= CLEAN);
+  const useClean = clean(of('locus')).length > 0 && clean(of('pytorch')).length > 0;
+  const L = useClean ? clean(of('locus')) : of('locus');
+  const T = useClean ? clean(of('pytorch')) : of('pytorch');
+  console.log(
+    useClean
+      ? `medians over the ${L.length} + ${T.length} runs with other load ≤ ${CLEAN} core (of ${runs.length})`
+      : `WARNING: every run had other load > ${CLEAN} core (this VM is shared): timings are not reliable`,
+  );
   const locusStep = median(L.map((r) => r.step_s));
   const torchStep = median(T.map((r) => r.step_s));
   const locusRss = Math.max(...L.map((r) => r.peak_rss_mb));
@@ -244,6 +254,9 @@ async function driver(): Promise<void> {
       locus_peak_rss_mb: Math.round(locusRss),
       torch_peak_rss_mb: Math.round(torchRss),
       rss_ratio: r3(locusRss / torchRss),
+      // peak RSS above is the largest over the runs; the median run's peak, for scale
+      locus_peak_rss_median_mb: Math.round(median(L.map((r) => r.peak_rss_mb))),
+      torch_peak_rss_median_mb: Math.round(median(T.map((r) => r.peak_rss_mb))),
       threads: THREADS,
       // issue 2's names for the same figures
       locus_s: r3(locusStep),
@@ -257,7 +270,10 @@ async function driver(): Promise<void> {
       // CPU seconds per step (all threads, warm-up included): less sensitive than wall time to other load
       locus_cpu_step_s: r3(median(L.map((r) => r.cpu_s / r.times.length))),
       torch_cpu_step_s: r3(median(T.map((r) => r.cpu_s / r.times.length))),
-      others_cores_max: r3(Math.max(...runs.map((r) => r.others_cores ?? 0))),
+      others_cores_max: r3(Math.max(...[...L, ...T].map((r) => r.others_cores ?? 0))),
+      clean_runs: useClean,
+      runs_used: L.length + T.length,
+      runs_total: runs.length,
       blas,
       loss_rel_diff: Number(lossRel.toExponential(2)),
       rounds: ROUNDS,

@@ -99,7 +99,13 @@ if (process.env.LOCUS_MEMORY_CHILD === '1') {
 } else {
   test(`${STEPS} training steps hold RSS and live tensors flat after step 100`, () => {
     const r = spawnSync(process.execPath, ['--expose-gc', fileURLToPath(import.meta.url)], {
-      env: { ...process.env, NODE_TEST_CONTEXT: undefined, LOCUS_MEMORY_CHILD: '1', MALLOC_ARENA_MAX: '1', LOCUS_THREADS: '1' },
+      env: {
+        ...process.env,
+        NODE_TEST_CONTEXT: undefined,
+        LOCUS_MEMORY_CHILD: '1',
+        MALLOC_ARENA_MAX: '1',
+        LOCUS_THREADS: '1',
+      },
       encoding: 'utf8',
       timeout: 180_000,
     });

@@ -31,6 +31,7 @@ import {
   zeros,
 } from '../src/engine/index.js';
 import { decodeTensors, encodeTensors, fromEntries, loadTensors, saveTensors, toEntries } from '../src/engine/io.js';
+import { native } from '../src/engine/native.js';
 
 /** A test whose body runs in a tidy scope, so nothing it creates is left for the GC (keeps liveTensors exact). */
 const t = (name: string, fn: () => void) => test(name, () => tidy(fn));
@@ -380,6 +381,32 @@ test('keep() takes a tensor out of every scope; dispose after use throws a clear
   assert.deepEqual(b.toNumbers(), [1, 1]);
   b.dispose();
   assert.equal(liveTensors(), before);
+});
+
+test('native bytes are reported to V8 only for tensors that can be left to the GC', () => {
+  const ext = (): number => native.externalBytes();
+  const MB4 = 4 * 2 ** 20;
+  const before = ext();
+  let inside = 0;
+  const big = tidy(() => {
+    const t = zeros([2 ** 20]); // 4 MiB, freed or handed out when the scope ends: not reported yet
+    inside = ext() - before;
+    return t;
+  });
+  assert.ok(inside < MB4 / 2, `inside a scope: +${inside} bytes`);
+  assert.ok(ext() - before >= MB4, 'the result left the outermost scope: reported');
+  big.dispose();
+  assert.ok(ext() - before < MB4 / 2, 'dispose un-reports it');
+  const free = zeros([2 ** 20]); // made outside any scope: reported at once
+  assert.ok(ext() - before >= MB4);
+  free.dispose();
+  let kept: Tensor | undefined;
+  tidy(() => {
+    kept = keep(zeros([2 ** 20]));
+  });
+  assert.ok(ext() - before >= MB4, 'keep() reports');
+  kept!.dispose();
+  assert.ok(ext() - before < MB4 / 2);
 });
 
 test('noGrad turns recording off and restores it', () => {

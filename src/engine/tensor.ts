@@ -25,28 +25,40 @@ function collect(value: unknown, out: Set<Tensor>, depth = 0): void {
     for (const v of Object.values(value)) collect(v, out, depth + 1);
 }
 
+// Native bytes are reported to V8 only for tensors that may be left to the GC: tensors made inside a scope
+// are freed when it ends, and are reported only if they leave the outermost scope or are kept.
+function enterScope(scope: Set<Tensor>): void {
+  if (scopes.length === 0) native.setScoped(true);
+  scopes.push(scope);
+}
+function leaveScope(): void {
+  scopes.pop();
+  if (scopes.length === 0) native.setScoped(false);
+}
+
 /**
  * Runs fn and frees every tensor created inside it, except the tensors in its result (found in
  * arrays, Maps and plain objects), which move to the enclosing scope. fn must be synchronous.
  */
 export function tidy<T>(fn: () => T): T {
   const scope = new Set<Tensor>();
-  scopes.push(scope);
+  enterScope(scope);
   let result: T;
   try {
     result = fn();
   } catch (e) {
-    scopes.pop();
+    leaveScope();
     for (const t of scope) t.dispose();
     throw e;
   }
-  scopes.pop();
+  leaveScope();
   const keepSet = new Set<Tensor>();
   collect(result, keepSet);
   const parent = scopes[scopes.length - 1];
   for (const t of scope) {
-    if (keepSet.has(t)) parent?.add(t);
-    else t.dispose();
+    if (!keepSet.has(t)) t.dispose();
+    else if (parent) parent.add(t);
+    else if (!t.disposed) native.reportExternal(t.handle);
   }
   return result;
 }
@@ -54,6 +66,7 @@ export function tidy<T>(fn: () => T): T {
 /** Removes t from every open scope so that only an explicit dispose() (or GC) frees it. */
 export function keep<T extends Tensor>(t: T): T {
   for (const s of scopes) s.delete(t);
+  if (!t.disposed) native.reportExternal(t.handle);
   return t;
 }
 

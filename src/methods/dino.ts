@@ -23,8 +23,10 @@ export const dinoSchema = z
     nlayers: z.number().int().min(1).default(3), // DINO 3
     normLastLayer: z.boolean().default(true), // DINO default true (weight_g fixed at 1: cosine prototypes)
     studentTemp: z.number().gt(0).default(0.1), // DINO 0.1
-    teacherTemp: z.number().gt(0).default(0.04), // DINO 0.04 (final value)
-    warmupTeacherTemp: z.number().gt(0).default(0.04), // DINO 0.04 (start of the warm-up)
+    // DINO 0.04. At 0.04 every short run here collapsed to uniform within ~25 steps (teacher entropy → ln K);
+    // 0.02 kept it away (entropy ~3–4 nats of 6.9). DINO #43: the maintainer advises lowering it on custom data.
+    teacherTemp: z.number().gt(0).default(0.02),
+    warmupTeacherTemp: z.number().gt(0).default(0.02), // DINO 0.04 = teacherTemp (no warm-up); kept equal to teacherTemp
     warmupTeacherTempEpochs: z.number().int().min(0).default(0), // DINO 0: per-epoch linspace like DINO
     warmupTeacherTempSteps: z.number().int().min(0).nullable().default(null), // if set: per-step warm-up instead
     centerMomentum: z.number().min(0).max(1).default(0.9), // DINO 0.9

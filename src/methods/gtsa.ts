@@ -357,6 +357,20 @@ export function gtsaPairLosses(o: GtsaLossInputs): { crop: Tensor; pc: Tensor; p
   return { crop: crop.div(pairs), pc: pc.div(pairs), pairs };
 }
 
+/**
+ * Collapse indicator: the per-channel std of the L2-normalised feature vectors at all locations of a map
+ * [B, C, h, w], averaged over channels and scaled by √C: about 1 for spread-out features, 0 when collapsed.
+ */
+export function unitStd(x: Tensor): Tensor {
+  const C = x.shape[1] as number;
+  const v = x.permute(0, 2, 3, 1).reshape(-1, C);
+  return v
+    .div(v.norm(2, 1, true).clampMin(1e-12))
+    .std(0)
+    .mean()
+    .mul(Math.sqrt(C));
+}
+
 /** Cross-field checks against the model: one line naming the field, or null. */
 export function checkGtsaOptions(o: GtsaOptions, model: { imgSize: number; patchSize: number }): string | null {
   const p = model.patchSize;
@@ -460,6 +474,7 @@ export class Gtsa implements Method {
     return {
       loss,
       logs: {
+        teacher_std: noGrad(() => unitStd(teacher[0] as Tensor)),
         crop_loss: crop.detach(),
         pc_loss: pc.detach(),
         rot_loss: rot.detach(),

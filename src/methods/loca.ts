@@ -30,12 +30,18 @@
 // - Only the cluster-loss variant (scenic `apply_cluster_loss=True`, the released config) exists: the
 //   teacher is always the EMA network and query tokens always carry position embeddings.
 // - Multi-process: Sinkhorn's column sums are global (scenic psum) and p̄ for me-max is the global
-//   mean (pmean) when the runtime passes Collectives to loss(); p̄'s gradient is taken through this
-//   rank's share only, which after gradient averaging equals the gradient of the global term.
+//   mean (pmean) when the runtime passes its Collectives as loss()'s third argument; without them each
+//   process normalises over its own batch. p̄'s gradient flows through this rank's share only, which
+//   after gradient averaging equals the gradient of the global term.
+// - The reference forward keeps stochastic depth on (scenic runs it with train=True), unlike Locus's
+//   other EMA teachers, which run without drop path.
 // - The evaluation backbone is the student's (scenic's `params`; the checkpoint also holds the EMA).
-// - Schedules belong to the runtime config; the reference's are: AdamW lr 1e-3·bs/1024, 15/100 epochs
-//   warm-up then cosine to 1% of it, weight decay 0.1 constant on ndim > 1 parameters, EMA momentum
-//   0.996 → 1 (cosine); dropout 0, stochastic depth 0.1.
+// - Schedules belong to the runtime config (optim.*); the method only sets global-norm clipping at
+//   `maxGradNorm` and AdamW. The reference's: lr 1e-3·bs/1024 with 15/100 epochs of warm-up then cosine
+//   to 1% of it; weight decay 0.1, constant, on ndim > 1 parameters (Locus's decay/no-decay split is
+//   the same); EMA momentum 0.996 → 1 (cosine); dropout 0, stochastic depth 0.1. Locus's defaults are
+//   DINO's short-run ones (lr 0.002·bs/256, weight decay 0.04 → 0.4, momentum 0.99 → 1); LOCA's decay
+//   is `--set optim.weightDecay=0.1 --set optim.weightDecayEnd=0.1`.
 import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type LocaRecipe, locaViews } from '../data/views.js';

@@ -265,7 +265,9 @@ export class Scrl implements Method {
     const pTarget = noGrad(() => this.teacher.project(x, boxes));
     const pOnline = this.student.predictor.forward(this.student.project(x, boxes));
     const loss = scrlLoss(pOnline, pTarget);
-    return { loss, logs: { scrl_loss: loss.detach(), boxes_per_image: K / B, scrl_skipped: 0 } };
+    // Collapse indicator: per-dimension std of the normalised target projections over boxes, × √outDim (≈ 1 when spread, 0 when collapsed).
+    const targetStd = noGrad(() => normalize(pTarget, 1).std(0).mean().mul(Math.sqrt(this.opts.outDim)));
+    return { loss, logs: { scrl_loss: loss.detach(), boxes_per_image: K / B, target_std: targetStd, scrl_skipped: 0 } };
   }
 
   afterStep(info: StepInfo, _comm: Collectives): void {

@@ -9,7 +9,16 @@ import { performance } from 'node:perf_hooks';
 import { toTensors } from '../data/collate.js';
 import { Loader, type LoaderOptions } from '../data/loader.js';
 import { deriveSeed } from '../data/rng.js';
-import { dispose, getRngState, manualSeed, scalar, setNumThreads, setRngState, type Tensor, tidy } from '../engine/index.js';
+import {
+  dispose,
+  getRngState,
+  manualSeed,
+  scalar,
+  setNumThreads,
+  setRngState,
+  type Tensor,
+  tidy,
+} from '../engine/index.js';
 import { getMethod } from '../methods/index.js';
 import type { Collectives, Method, StepInfo } from '../methods/method.js';
 import {
