@@ -1,14 +1,5 @@
 // Optimizers over parameter groups; the per-tensor math runs in one native call per group.
-import {
-  type Tensor,
-  adamwStep,
-  gradNorms,
-  keep,
-  scaleGrads,
-  sgdStep,
-  zeroGrads,
-  zeros,
-} from '../engine/index.js';
+import { adamwStep, gradNorms, keep, scaleGrads, sgdStep, type Tensor, zeroGrads, zeros } from '../engine/index.js';
 
 export interface ParamGroup {
   params: Tensor[];
@@ -75,12 +66,11 @@ export class AdamW extends Optimizer {
   }
   stateTensors(): Map<string, Tensor> {
     const m = new Map<string, Tensor>();
-    this.groups.forEach((g, i) =>
-      g.params.forEach((_, j) => {
+    for (const [i, g] of this.groups.entries())
+      for (const j of g.params.keys()) {
         m.set(`${i}.${j}.exp_avg`, this.expAvg[i][j]);
         m.set(`${i}.${j}.exp_avg_sq`, this.expAvgSq[i][j]);
-      }),
-    );
+      }
     return m;
   }
 }
@@ -110,7 +100,8 @@ export class SGD extends Optimizer {
   }
   stateTensors(): Map<string, Tensor> {
     const m = new Map<string, Tensor>();
-    this.groups.forEach((g, i) => g.params.forEach((_, j) => m.set(`${i}.${j}.momentum`, this.bufs[i][j])));
+    for (const [i, g] of this.groups.entries())
+      for (const j of g.params.keys()) m.set(`${i}.${j}.momentum`, this.bufs[i][j]);
     return m;
   }
 }
