@@ -9,15 +9,15 @@ export { gtsaViews, locaViews, multiCrop, plainViews, scrlViews, type ViewRecipe
 export * from './engine/index.js';
 // evaluation and report
 export {
-  EVALS,
-  type EvalKind,
-  type EvalTarget,
-  evalKinds,
-  loadEvalTarget,
-  randomEvalTarget,
+  describeResult,
+  EVAL_DEFAULTS,
+  EVAL_KINDS,
+  loadExportedBackbone,
+  loadRunCheckpoint,
+  type RunEvalArgs,
+  randomBackbone,
   runEval,
-} from './eval/dispatch.js';
-export { type QuickKnnOptions, type QuickKnnResult, quickKnn, weightedKnn } from './eval/knn_quick.js';
+} from './eval/index.js';
 export { dinoCrossEntropy, makeTeacher, meanEntropy, sinkhorn, updateCentre, updateTeacher } from './methods/common.js';
 export { Dino, DinoNet, type DinoOptions, DinoTeacher, dinoDef, dinoSchema } from './methods/dino.js';
 export { DinoHead, type DinoHeadConfig, MlpHead, WeightNormLinear } from './methods/heads.js';
@@ -25,6 +25,7 @@ export { DinoHead, type DinoHeadConfig, MlpHead, WeightNormLinear } from './meth
 export { getMethod, METHODS, methodNames } from './methods/index.js';
 export type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './methods/method.js';
 export * from './nn/index.js';
+export { type CollectOptions, collectRun } from './report/collect.js';
 export { type ReportRun, renderReport } from './report/html.js';
 export {
   type CheckpointData,

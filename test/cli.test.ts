@@ -36,8 +36,22 @@ const TINY = [
   'data.dataset.length=32',
   'data.dataset.size=32',
   'data.workers=0',
-  'eval.knn.trainItems=200',
-  'eval.knn.testItems=100',
+  // tiny probes: a few items, few steps (each probe's own tests check its numbers)
+  'eval.knn.train.length=200',
+  'eval.knn.test.length=100',
+  'eval.linear.train.length=100',
+  'eval.linear.test.length=50',
+  'eval.linear.epochs=3',
+  'eval.seg.train.length=8',
+  'eval.seg.test.length=4',
+  'eval.seg.steps=5',
+  'eval.parts.train.length=6',
+  'eval.parts.test.length=4',
+  'eval.parts.seg.steps=5',
+  'eval.parts.linear.epochs=3',
+  'eval.location.train.length=4',
+  'eval.location.test.length=2',
+  'eval.location.epochs=2',
 ].flatMap((s) => ['--set', s]);
 
 test('info --json: one JSON object on the last line, with OpenBLAS', () => {
@@ -59,7 +73,7 @@ test('--help works for the program and every command, with examples', () => {
   assert.equal(top.code, 0);
   for (const c of ['pretrain', 'eval', 'report', 'bench', 'export', 'info', 'main'])
     assert.match(top.stdout, new RegExp(`\\b${c}\\b`));
-  for (const c of ['pretrain', 'eval', 'report', 'export', 'info', 'main']) {
+  for (const c of ['pretrain', 'eval', 'report', 'bench', 'export', 'info', 'main']) {
     const r = locus([c, '--help']);
     assert.equal(r.code, 0, `${c} --help: ${r.stderr}`);
     assert.match(r.stdout, /Examples:/, c);
@@ -67,10 +81,10 @@ test('--help works for the program and every command, with examples', () => {
   assert.match(locus(['pretrain', '--help']).stdout, /--resume <dir>[\s\S]*--nproc <n>[\s\S]*dino\s+DINO/);
 });
 
-test('commands not built yet say so plainly (exit 2)', () => {
-  const r = locus(['bench']);
-  assert.equal(r.code, 2);
-  assert.match(r.stderr, /not built yet/);
+test('bench: an unknown benchmark is one clear line', () => {
+  const r = locus(['bench', 'nope']);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /unknown benchmark 'nope' \(allowed: engine, data, methods, ddp, compare\)/);
 });
 
 test('usage errors are one line with a non-zero exit', () => {
@@ -85,7 +99,7 @@ test('usage errors are one line with a non-zero exit', () => {
   assert.match(s.stderr, /--steps.*must be an integer/);
 });
 
-test('main: pretrain, k-NN of the trained and of a random backbone, report; eval and report commands', () => {
+test('main: pretrain, every probe on the trained and on a random backbone, report; eval and report commands', () => {
   const out = join(tmp, 'run');
   const r = locus(['main', '--steps', '3', ...TINY, '--out', out, '--json']);
   assert.equal(r.code, 0, r.stderr);
@@ -93,20 +107,40 @@ test('main: pretrain, k-NN of the trained and of a random backbone, report; eval
   assert.match(r.stdout, /final checkpoint: .*step-000003\.safetensors/);
   const j = lastJson(r.stdout);
   assert.equal(j.run_dir, out);
-  assert.ok(Number(j.knn_top1) > 0 && Number(j.knn_random_init_top1) > 0);
-  for (const f of ['config.json', 'metrics.jsonl', 'evals/knn.json', 'evals/knn_random_init.json', 'report.html'])
-    assert.ok(existsSync(join(out, f)), f);
+  const evals = j.evals as Record<string, Record<string, number>>;
+  for (const k of ['knn', 'linear', 'seg', 'parts', 'location']) {
+    assert.ok(evals[k] && evals[`${k}_random_init`], k);
+    for (const f of [`evals/${k}.json`, `evals/${k}_random_init.json`]) assert.ok(existsSync(join(out, f)), f);
+  }
+  const acc = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
+  assert.ok(acc(evals.knn?.top1) && acc(evals.seg?.miou) && acc(evals.parts?.part_miou) && acc(evals.location?.acc));
+  for (const f of ['config.json', 'metrics.jsonl', 'report.html']) assert.ok(existsSync(join(out, f)), f);
   const knn = JSON.parse(readFileSync(join(out, 'evals/knn.json'), 'utf8'));
   assert.equal(knn.k, 20);
-  assert.equal(knn.temperature, 0.07);
-  assert.match(knn.checkpoint_sha256, /^[0-9a-f]{64}$/);
+  assert.equal(knn.hyper.temperature, 0.07);
+  assert.equal(knn.data.n_train, 200);
+  assert.match(knn.checkpoint.hash, /^[0-9a-f]{64}$/);
   const html = readFileSync(join(out, 'report.html'), 'utf8');
   assert.match(html, /<svg/); // training curves
   assert.match(html, /data:image\/png;base64/); // attention / PCA pictures
 
-  const e = locus(['eval', 'knn', '--checkpoint', out, '--json', '--no-save']);
+  const e = locus([
+    'eval',
+    'knn',
+    '--checkpoint',
+    out,
+    '--json',
+    '--no-save',
+    '--set',
+    'train.length=200',
+    '--set',
+    'test.length=100',
+  ]);
   assert.equal(e.code, 0, e.stderr);
   assert.equal(lastJson(e.stdout).top1, knn.top1, 'same checkpoint, same k-NN');
+  const bad = locus(['eval', 'knn', '--checkpoint', out, '--set', 'kk=3']);
+  assert.notEqual(bad.code, 0);
+  assert.match(bad.stderr, /unknown option 'kk' \(allowed: .*ks/);
   const rr = locus(['report', out, '--out', join(tmp, 'r.html'), '--no-pictures', '--json']);
   assert.equal(rr.code, 0, rr.stderr);
   assert.equal(lastJson(rr.stdout).report, join(tmp, 'r.html'));

@@ -28,7 +28,10 @@ describe('rng', () => {
     const a = new Rng(42);
     const b = new Rng(42);
     const xs = Array.from({ length: 100 }, () => a.uniform());
-    assert.deepEqual(xs, Array.from({ length: 100 }, () => b.uniform()));
+    assert.deepEqual(
+      xs,
+      Array.from({ length: 100 }, () => b.uniform()),
+    );
     assert.ok(xs.every((x) => x >= 0 && x < 1));
     assert.notEqual(new Rng(43).uniform(), xs[0]);
     assert.equal(deriveSeed(1, 2, 3), deriveSeed(1, 2, 3));
@@ -108,11 +111,14 @@ print(json.dumps({'magic': m, 'n': n, 'labels': list(lb[8:28]), 'row': list(im[1
   test('missing file and bad magic give clear errors', () => {
     const empty = join(tmp, 'fm-empty');
     mkdirSync(empty);
-    assert.throws(() => loadFashionMnist('train', empty), (e: Error) => {
-      assert.match(e.message, /fm-empty\/train-images-idx3-ubyte\.gz/);
-      assert.match(e.message, /dataset-fashion-mnist/);
-      return true;
-    });
+    assert.throws(
+      () => loadFashionMnist('train', empty),
+      (e: Error) => {
+        assert.match(e.message, /fm-empty\/train-images-idx3-ubyte\.gz/);
+        assert.match(e.message, /dataset-fashion-mnist/);
+        return true;
+      },
+    );
     const bad = join(tmp, 'fm-bad');
     mkdirSync(bad);
     const head = Buffer.alloc(16);
@@ -130,7 +136,11 @@ describe('scenes', () => {
     assert.ok(bytes(a.image.data).equals(bytes(b.image.data)));
     assert.ok(bytes(a.labels).equals(bytes(b.labels)));
     assert.deepEqual(a.items, b.items);
-    for (const other of [renderScene('train', 6, { seed: 3 }), renderScene('train', 5, { seed: 4 }), renderScene('eval', 5, { seed: 3 })]) {
+    for (const other of [
+      renderScene('train', 6, { seed: 3 }),
+      renderScene('train', 5, { seed: 4 }),
+      renderScene('eval', 5, { seed: 3 }),
+    ]) {
       assert.ok(!bytes(a.image.data).equals(bytes(other.image.data)));
     }
     const big = renderScene('train', 0, { size: 96 });
@@ -163,8 +173,10 @@ describe('scenes', () => {
             if (a === 0) continue;
             assert.ok(inBox(x + 0.5, y + 0.5, it.placed), 'item alpha only inside its placed square');
             const p = y * W + x;
-            for (let c = 0; c < 3; c++) img[3 * p + c] = (1 - a) * (img[3 * p + c] as number) + a * (L.color[3 * i + c] as number);
-            for (let j = 0; j < k; j++) (share[j] as Float32Array)[p] = ((share[j] as Float32Array)[p] as number) * (1 - a);
+            for (let c = 0; c < 3; c++)
+              img[3 * p + c] = (1 - a) * (img[3 * p + c] as number) + a * (L.color[3 * i + c] as number);
+            for (let j = 0; j < k; j++)
+              (share[j] as Float32Array)[p] = ((share[j] as Float32Array)[p] as number) * (1 - a);
             (share[k] as Float32Array)[p] = a;
           }
         }
@@ -262,7 +274,10 @@ describe('parts', () => {
         const y = Math.floor(q / W) + 0.5;
         // Some object of class om-1 has a part of type pm-1 whose box holds this pixel.
         assert.ok(
-          s.objects.some((o) => o.cls === om - 1 && inBox(x, y, o.box) && o.parts.some((p) => p.type === pm - 1 && inBox(x, y, p.box))),
+          s.objects.some(
+            (o) =>
+              o.cls === om - 1 && inBox(x, y, o.box) && o.parts.some((p) => p.type === pm - 1 && inBox(x, y, p.box)),
+          ),
           `pixel ${q}: object ${om}, part ${pm} not explained by any object`,
         );
       }
@@ -301,7 +316,12 @@ describe('dataset specs', () => {
 
 // ---- folders ----
 
-async function writeImage(path: string, w: number, h: number, fill: (x: number, y: number) => [number, number, number]) {
+async function writeImage(
+  path: string,
+  w: number,
+  h: number,
+  fill: (x: number, y: number) => [number, number, number],
+) {
   const buf = Buffer.alloc(w * h * 3);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) buf.set(fill(x, y), (y * w + x) * 3);
   const s = sharp(buf, { raw: { width: w, height: h, channels: 3 } });
@@ -312,7 +332,10 @@ async function writeImage(path: string, w: number, h: number, fill: (x: number, 
 async function writeGreyMask(path: string, w: number, h: number, lab: (x: number, y: number) => number) {
   const buf = Buffer.alloc(w * h);
   for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) buf[y * w + x] = lab(x, y);
-  await sharp(buf, { raw: { width: w, height: h, channels: 1 } }).toColourspace('b-w').png().toFile(path);
+  await sharp(buf, { raw: { width: w, height: h, channels: 1 } })
+    .toColourspace('b-w')
+    .png()
+    .toFile(path);
 }
 
 /** Hand-written 8-bit palette PNG (as VOC masks are) using every row filter type. */
@@ -352,12 +375,28 @@ function palettePng(w: number, h: number, idx: Uint8Array): Buffer {
       const b = y > 0 ? (idx[(y - 1) * w + x] as number) : 0;
       const c = x > 0 && y > 0 ? (idx[(y - 1) * w + x - 1] as number) : 0;
       const p = a + b - c;
-      const pred = [0, a, b, (a + b) >> 1, Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c) ? a : Math.abs(p - b) <= Math.abs(p - c) ? b : c][f] as number;
+      const pred = [
+        0,
+        a,
+        b,
+        (a + b) >> 1,
+        Math.abs(p - a) <= Math.abs(p - b) && Math.abs(p - a) <= Math.abs(p - c)
+          ? a
+          : Math.abs(p - b) <= Math.abs(p - c)
+            ? b
+            : c,
+      ][f] as number;
       raw[y * (w + 1) + 1 + x] = (v - pred) & 255;
     }
   }
   const sig = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  return Buffer.concat([sig, chunk('IHDR', ihdr), chunk('PLTE', plte), chunk('IDAT', deflateSync(raw)), chunk('IEND', Buffer.alloc(0))]);
+  return Buffer.concat([
+    sig,
+    chunk('IHDR', ihdr),
+    chunk('PLTE', plte),
+    chunk('IDAT', deflateSync(raw)),
+    chunk('IEND', Buffer.alloc(0)),
+  ]);
 }
 
 describe('folders', () => {
@@ -406,7 +445,9 @@ describe('folders', () => {
     mkdirSync(trunc);
     await writeImage(join(trunc, 'a.png'), 12, 12, () => [9, 9, 9]);
     const noise = Buffer.from(Array.from({ length: 64 * 64 * 3 }, () => rng.int(0, 256)));
-    const full = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } }).jpeg().toBuffer();
+    const full = await sharp(noise, { raw: { width: 64, height: 64, channels: 3 } })
+      .jpeg()
+      .toBuffer();
     writeFileSync(join(trunc, 'b.jpg'), full.subarray(0, Math.floor(full.length / 2)));
     const strict = await ImageFolder.open({ kind: 'folder', root: trunc });
     assert.equal(strict.length, 2);
@@ -421,8 +462,14 @@ describe('folders', () => {
     const empty = join(tmp, 'empty');
     mkdirSync(empty);
     await assert.rejects(openDataset({ kind: 'folder', root: empty }), new RegExp(`${empty} is empty`));
-    await assert.rejects(openDataset({ kind: 'folder', root: join(tmp, 'nope') }), new RegExp(`not found: ${join(tmp, 'nope')}`));
-    await assert.rejects(openDataset({ kind: 'segfolder', images: join(tmp, 'nope'), masks: empty, classes: 3 }), /nope/);
+    await assert.rejects(
+      openDataset({ kind: 'folder', root: join(tmp, 'nope') }),
+      new RegExp(`not found: ${join(tmp, 'nope')}`),
+    );
+    await assert.rejects(
+      openDataset({ kind: 'segfolder', images: join(tmp, 'nope'), masks: empty, classes: 3 }),
+      /nope/,
+    );
   });
 
   test('segmentation pairs: masks, ignore index, size mismatch, label range, resize alignment', async () => {
@@ -473,9 +520,19 @@ describe('folders', () => {
     mkdirSync(join(bad, 'mk'), { recursive: true });
     await writeImage(join(bad, 'im', 'z.png'), 8, 8, () => [0, 0, 0]);
     await writeGreyMask(join(bad, 'mk', 'z.png'), 8, 8, (x) => (x === 5 ? 7 : 0));
-    const bds = await SegmentationFolder.open({ kind: 'segfolder', images: join(bad, 'im'), masks: join(bad, 'mk'), classes: 3 });
+    const bds = await SegmentationFolder.open({
+      kind: 'segfolder',
+      images: join(bad, 'im'),
+      masks: join(bad, 'mk'),
+      classes: 3,
+    });
     await assert.rejects(bds.get(0), /mk\/z\.png.*label 7/);
-    const ok = await SegmentationFolder.open({ kind: 'segfolder', images: join(bad, 'im'), masks: join(bad, 'mk'), classes: 8 });
+    const ok = await SegmentationFolder.open({
+      kind: 'segfolder',
+      images: join(bad, 'im'),
+      masks: join(bad, 'mk'),
+      classes: 8,
+    });
     assert.equal((await ok.get(0)).mask?.[5], 7);
     // A mask whose size differs from its image: error naming both files and both sizes.
     await writeGreyMask(join(bad, 'mk', 'z.png'), 9, 8, () => 0);

@@ -15,7 +15,14 @@ async function ranks(mode: string, n: number): Promise<{ code: number; out: stri
       (rank) =>
         new Promise<{ code: number; out: string; err: string; secs: number }>((resolve) => {
           const c = spawn(process.execPath, [worker, mode], {
-            env: { ...process.env, RANK: String(rank), WORLD_SIZE: String(n), MASTER_ADDR: '127.0.0.1', MASTER_PORT: String(port), LOCUS_THREADS: '1' },
+            env: {
+              ...process.env,
+              RANK: String(rank),
+              WORLD_SIZE: String(n),
+              MASTER_ADDR: '127.0.0.1',
+              MASTER_PORT: String(port),
+              LOCUS_THREADS: '1',
+            },
           });
           let out = '';
           let err = '';
@@ -57,10 +64,33 @@ test('2 processes with batch B end with the parameters of 1 process with batch 2
   const cli = fileURLToPath(new URL('../../bin/locus.js', import.meta.url));
   const dir = mkdtempSync(join(tmpdir(), 'locus-ddp-'));
   // No stochastic depth: per-sample random masks are the one thing that cannot match across layouts.
-  const common = ['--steps', '3', '--set', 'model.dim=32', '--set', 'model.depth=2', '--set', 'model.heads=2', '--set', 'model.dropPath=0', '--set', 'data.workers=0', '--set', 'data.dataset.length=64'];
+  const common = [
+    '--steps',
+    '3',
+    '--set',
+    'model.dim=32',
+    '--set',
+    'model.depth=2',
+    '--set',
+    'model.heads=2',
+    '--set',
+    'model.dropPath=0',
+    '--set',
+    'data.workers=0',
+    '--set',
+    'data.dataset.length=64',
+  ];
   const env = { ...process.env, LOCUS_THREADS: '1' };
-  execFileSync(process.execPath, [cli, 'pretrain', '--out', join(dir, 'one'), '--set', 'optim.batchSize=8', ...common], { env, stdio: 'pipe' });
-  execFileSync(process.execPath, [cli, 'pretrain', '--nproc', '2', '--out', join(dir, 'two'), '--set', 'optim.batchSize=4', ...common], { env, stdio: 'pipe' });
+  execFileSync(
+    process.execPath,
+    [cli, 'pretrain', '--out', join(dir, 'one'), '--set', 'optim.batchSize=8', ...common],
+    { env, stdio: 'pipe' },
+  );
+  execFileSync(
+    process.execPath,
+    [cli, 'pretrain', '--nproc', '2', '--out', join(dir, 'two'), '--set', 'optim.batchSize=4', ...common],
+    { env, stdio: 'pipe' },
+  );
   const a = loadCheckpoint(join(dir, 'one'));
   const b = loadCheckpoint(join(dir, 'two'));
   assert.equal(a.info.step, 3);

@@ -18,18 +18,38 @@ const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = join(ROOT, 'bin/locus.js');
 const FIXTURES = join(ROOT, 'test/fixtures');
 const hasTorch = spawnSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-const TINY = ['--set', 'model.dim=32', '--set', 'model.depth=2', '--set', 'model.heads=2', '--set', 'optim.batchSize=8', '--set', 'data.workers=0'];
+const TINY = [
+  '--set',
+  'model.dim=32',
+  '--set',
+  'model.depth=2',
+  '--set',
+  'model.heads=2',
+  '--set',
+  'optim.batchSize=8',
+  '--set',
+  'data.workers=0',
+];
 
-test('exported checkpoint loads into a PyTorch ViT and gives the same CLS features', { skip: hasTorch ? false : 'Debian python3-torch is not installed' }, () => {
+test('exported checkpoint loads into a PyTorch ViT and gives the same CLS features', {
+  skip: hasTorch ? false : 'Debian python3-torch is not installed',
+}, () => {
   const dir = mkdtempSync(join(tmpdir(), 'locus-export-'));
   const run = join(dir, 'run');
-  execFileSync(process.execPath, [CLI, 'pretrain', '--steps', '2', '--out', run, ...TINY], { stdio: 'pipe', env: { ...process.env, LOCUS_THREADS: '1' } });
+  execFileSync(process.execPath, [CLI, 'pretrain', '--steps', '2', '--out', run, ...TINY], {
+    stdio: 'pipe',
+    env: { ...process.env, LOCUS_THREADS: '1' },
+  });
   const out = join(dir, 'vit.safetensors');
   execFileSync(process.execPath, [CLI, 'export', '--checkpoint', run, '--out', out], { stdio: 'pipe' });
 
   const meta = loadMetadata(out);
   const names = [...loadTensors(out).keys()].sort();
-  assert.ok(names.includes('blocks.1.attn.qkv.weight') && names.includes('patch_embed.proj.weight') && names.includes('norm.bias'));
+  assert.ok(
+    names.includes('blocks.1.attn.qkv.weight') &&
+      names.includes('patch_embed.proj.weight') &&
+      names.includes('norm.bias'),
+  );
   assert.ok(!names.some((n) => n.startsWith('backbone.') || n.startsWith('head')), 'only backbone tensors, timm names');
 
   // Locus side: the checkpoint's evaluated backbone (DINO's teacher) on a fixed input.
@@ -71,7 +91,11 @@ write_safetensors(sys.argv[3], {'cls': cls.contiguous()})
 });
 
 test('export refuses an unknown format with the allowed values', () => {
-  const r = spawnSync(process.execPath, [CLI, 'export', '--format', 'onnx', '--checkpoint', '/nonexistent', '--out', '/tmp/x'], { encoding: 'utf8' });
+  const r = spawnSync(
+    process.execPath,
+    [CLI, 'export', '--format', 'onnx', '--checkpoint', '/nonexistent', '--out', '/tmp/x'],
+    { encoding: 'utf8' },
+  );
   assert.notEqual(r.status, 0);
   assert.match(r.stderr, /allowed: safetensors/);
 });

@@ -7,7 +7,14 @@ import { pathToFileURL } from 'node:url';
 import { chromium } from 'playwright-core';
 import sharp from 'sharp';
 import { fmtTick, lineChart, niceStep } from '../src/report/charts.js';
-import { fmtNumber, type GrayMap, type LabelMap, type ReportRun, type RgbMap, renderReport } from '../src/report/html.js';
+import {
+  fmtNumber,
+  type GrayMap,
+  type LabelMap,
+  type ReportRun,
+  type RgbMap,
+  renderReport,
+} from '../src/report/html.js';
 import { classColor, heatMapTile, labelMapTile } from '../src/report/images.js';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -23,7 +30,19 @@ function rng(seed: number): () => number {
   };
 }
 
-const CLASS_NAMES = ['background', 'T-shirt', 'trouser', 'pullover', 'dress', 'coat', 'sandal', 'shirt', 'sneaker', 'bag', 'boot'];
+const CLASS_NAMES = [
+  'background',
+  'T-shirt',
+  'trouser',
+  'pullover',
+  'dress',
+  'coat',
+  'sandal',
+  'shirt',
+  'sneaker',
+  'bag',
+  'boot',
+];
 
 function picture(seed: number): NonNullable<ReportRun['pictures']>['images'][number] {
   const r = rng(seed);
@@ -46,10 +65,15 @@ function picture(seed: number): NonNullable<ReportRun['pictures']>['images'][num
   const pred: LabelMap = { ...gt, data: gt.data.map((v, i) => (i % 97 === 0 ? 3 : v)) };
   const attention: GrayMap[] = [0, 1, 2].map((h) => {
     const d = new Float32Array(G * G);
-    for (let y = 0; y < G; y++) for (let x = 0; x < G; x++) d[y * G + x] = Math.exp(-Math.hypot(x * 4 - cx + h * 3, y * 4 - cy) / 6) * 0.02;
+    for (let y = 0; y < G; y++)
+      for (let x = 0; x < G; x++) d[y * G + x] = Math.exp(-Math.hypot(x * 4 - cx + h * 3, y * 4 - cy) / 6) * 0.02;
     return { width: G, height: G, data: d };
   });
-  const pca: RgbMap = { width: G, height: G, data: new Float32Array(G * G * 3).map((_, i) => (i % 3 === 0 ? (i / 3 / (G * G)) : r())) };
+  const pca: RgbMap = {
+    width: G,
+    height: G,
+    data: new Float32Array(G * G * 3).map((_, i) => (i % 3 === 0 ? i / 3 / (G * G) : r())),
+  };
   return { input, attention, pca, segPred: pred, segGt: gt };
 }
 
@@ -112,7 +136,20 @@ describe('report building blocks', () => {
   });
 
   test('line chart breaks on non-finite values and says "no data" when empty', () => {
-    const svg = lineChart({ series: [{ name: 'a<b', color: '#000', points: [[0, 1], [1, Number.NaN], [2, 3], [3, 2]] }] });
+    const svg = lineChart({
+      series: [
+        {
+          name: 'a<b',
+          color: '#000',
+          points: [
+            [0, 1],
+            [1, Number.NaN],
+            [2, 3],
+            [3, 2],
+          ],
+        },
+      ],
+    });
     const d = /<path d="([^"]+)" fill="none" stroke="#000"/.exec(svg)?.[1] ?? '';
     assert.equal(d.match(/M/g)?.length, 2, 'two segments');
     assert.doesNotMatch(d, /NaN|Infinity/);
@@ -126,12 +163,16 @@ describe('report building blocks', () => {
     const png = Buffer.from(heat.src.split(',')[1] as string, 'base64');
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     assert.deepEqual([info.width, info.height], [96, 96]);
-    const px = (x: number, y: number) => [...data.subarray((y * 96 + x) * info.channels, (y * 96 + x) * info.channels + 3)];
+    const px = (x: number, y: number) => [
+      ...data.subarray((y * 96 + x) * info.channels, (y * 96 + x) * info.channels + 3),
+    ];
     assert.deepEqual(px(0, 0), px(47, 47), 'one source pixel fills a 48x48 block');
     assert.deepEqual(px(0, 0), [0, 0, 4], 'minimum maps to the dark end');
     assert.deepEqual(px(95, 95), [252, 255, 164], 'maximum maps to the bright end');
     const lab = await labelMapTile({ width: 1, height: 2, data: Uint8Array.from([2, 255]), classes: 3 }, 4);
-    const raw = await sharp(Buffer.from(lab.src.split(',')[1] as string, 'base64')).raw().toBuffer();
+    const raw = await sharp(Buffer.from(lab.src.split(',')[1] as string, 'base64'))
+      .raw()
+      .toBuffer();
     assert.deepEqual([...raw.subarray(0, 3)], [0x3c, 0xb4, 0x4b]);
     assert.equal(classColor(2), '#3cb44b');
     await assert.rejects(heatMapTile({ width: 3, height: 3, data: new Float32Array(4) }), /needs 9 values, got 4/);
@@ -140,7 +181,13 @@ describe('report building blocks', () => {
   test('escapes text and renders runs with missing pieces', async () => {
     const html = await renderReport([
       { name: '<script>alert(1)</script>', method: 'dino & co', config: {}, metrics: [], evals: {} },
-      { name: 'partial', method: 'scrl', config: { a: 1n }, metrics: [{ step: 0, loss: 1 }], evals: { knn: { top1: 0.5 } } },
+      {
+        name: 'partial',
+        method: 'scrl',
+        config: { a: 1n },
+        metrics: [{ step: 0, loss: 1 }],
+        evals: { knn: { top1: 0.5 } },
+      },
     ]);
     assert.doesNotMatch(html, /<script/i);
     assert.match(html, /&lt;script&gt;alert\(1\)&lt;\/script&gt;/);
@@ -153,14 +200,26 @@ describe('report building blocks', () => {
 describe('report in headless Chromium', () => {
   const skip = !existsSync(CHROMIUM) && `${CHROMIUM} is absent (Debian's chromium; scripts/setup.sh installs it)`;
   test('renders charts, images and tables with no errors and no network', { skip, timeout: 120_000 }, async () => {
-    const html = await renderReport(RUNS, { title: 'Locus test report', generatedAt: new Date('2025-01-02T03:04:05Z') });
+    const html = await renderReport(RUNS, {
+      title: 'Locus test report',
+      generatedAt: new Date('2025-01-02T03:04:05Z'),
+    });
     assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org\/2000\/svg)/i, 'no scripts, no remote URLs');
     const file = join(dir, 'report.html');
     writeFileSync(file, html);
 
     const browser = await chromium.launch({
       executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     try {
       const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
@@ -177,7 +236,8 @@ describe('report in headless Chromium', () => {
         svgs.map((svg) => {
           const lines = [...svg.querySelectorAll('g.series path, g.series polyline')] as SVGGraphicsElement[];
           return lines.map((p) => {
-            const coords = (p.getAttribute('d') ?? p.getAttribute('points') ?? '').match(/-?\d+(\.\d+)?|NaN|Infinity/g) ?? [];
+            const coords =
+              (p.getAttribute('d') ?? p.getAttribute('points') ?? '').match(/-?\d+(\.\d+)?|NaN|Infinity/g) ?? [];
             const box = p.getBBox();
             return { coords, w: box.width, h: box.height };
           });
@@ -188,7 +248,10 @@ describe('report in headless Chromium', () => {
         assert.ok(lines.length >= 1, `chart ${i} has a line`);
         for (const l of lines) {
           assert.ok(l.coords.length >= 4, `chart ${i}: a line with at least two points`);
-          assert.ok(l.coords.every((c) => Number.isFinite(Number(c))), `chart ${i}: finite coordinates`);
+          assert.ok(
+            l.coords.every((c) => Number.isFinite(Number(c))),
+            `chart ${i}: finite coordinates`,
+          );
           assert.ok(l.w > 0, `chart ${i}: the line spans some width`);
         }
       }
@@ -196,14 +259,21 @@ describe('report in headless Chromium', () => {
       assert.equal(lossLines, 2, 'the loss chart overlays both runs');
 
       const imgs = await page.$$eval('img', (els) =>
-        (els as HTMLImageElement[]).map((i) => ({ ok: i.complete, w: i.naturalWidth, h: i.naturalHeight, data: i.src.startsWith('data:image/png') })),
+        (els as HTMLImageElement[]).map((i) => ({
+          ok: i.complete,
+          w: i.naturalWidth,
+          h: i.naturalHeight,
+          data: i.src.startsWith('data:image/png'),
+        })),
       );
       assert.equal(imgs.length, 2 * 2 * (1 + 3 + 1 + 2), 'input, 3 heads, PCA, prediction, ground truth per picture');
-      for (const im of imgs) assert.ok(im.ok && im.w > 0 && im.h > 0 && im.data, `image decoded: ${JSON.stringify(im)}`);
+      for (const im of imgs)
+        assert.ok(im.ok && im.w > 0 && im.h > 0 && im.data, `image decoded: ${JSON.stringify(im)}`);
 
       const table = await page.$eval('table.evals', (t) => t.textContent ?? '');
       for (const r of RUNS) assert.ok(table.includes(r.name), `eval table names ${r.name}`);
-      for (const v of ['0.7120', '0.7620', '0.4100', '0.4600', '0.8300']) assert.ok(table.includes(v), `eval table shows ${v}`);
+      for (const v of ['0.7120', '0.7620', '0.4100', '0.4600', '0.8300'])
+        assert.ok(table.includes(v), `eval table shows ${v}`);
       const bestKnn = await page.$$eval('table.evals tbody tr', (rows) =>
         rows.map((tr) => (tr.querySelectorAll('td')[0] as HTMLElement).className.includes('best')),
       );

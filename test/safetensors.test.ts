@@ -37,16 +37,16 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 function sample(): Record<string, StEntry> {
   return {
     'blocks.0.attn.qkv.weight': stEntryFrom('F32', [2, 3], Float32Array.from([1, -2.5, 3.25, 0, 1e-8, -7])),
-    'pos_embed': stEntryFrom('F64', [1, 2], Float64Array.from([Math.PI, -Math.E])),
-    'step': stEntryFrom('I64', [], BigInt64Array.from([123456789012345n])),
-    'labels': stEntryFrom('I32', [3], Int32Array.from([-1, 0, 2147483647])),
-    'mask': stEntryFrom('BOOL', [4], Uint8Array.from([1, 0, 0, 1])),
-    'half': stEntryFrom('F16', [2], Uint16Array.from([0x3c00, 0xc000])),
-    'bf': stEntryFrom('BF16', [1], Uint16Array.from([0x3f80])),
-    'i8': stEntryFrom('I8', [2], Int8Array.from([-128, 127])),
-    'i16': stEntryFrom('I16', [1, 1], Int16Array.from([-300])),
-    'u8': stEntryFrom('U8', [3], Uint8Array.from([0, 128, 255])),
-    'empty': stEntryFrom('F32', [0, 4], new Float32Array(0)),
+    pos_embed: stEntryFrom('F64', [1, 2], Float64Array.from([Math.PI, -Math.E])),
+    step: stEntryFrom('I64', [], BigInt64Array.from([123456789012345n])),
+    labels: stEntryFrom('I32', [3], Int32Array.from([-1, 0, 2147483647])),
+    mask: stEntryFrom('BOOL', [4], Uint8Array.from([1, 0, 0, 1])),
+    half: stEntryFrom('F16', [2], Uint16Array.from([0x3c00, 0xc000])),
+    bf: stEntryFrom('BF16', [1], Uint16Array.from([0x3f80])),
+    i8: stEntryFrom('I8', [2], Int8Array.from([-128, 127])),
+    i16: stEntryFrom('I16', [1, 1], Int16Array.from([-300])),
+    u8: stEntryFrom('U8', [3], Uint8Array.from([0, 128, 255])),
+    empty: stEntryFrom('F32', [0, 4], new Float32Array(0)),
   };
 }
 
@@ -136,7 +136,12 @@ describe('safetensors encode/decode', () => {
 
   test('decode accepts an unpadded header and out-of-order offsets', () => {
     const data = new Uint8Array(Float32Array.from([5, 6]).buffer);
-    const dec = decodeSafetensors(raw({ z: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, a: { dtype: 'F32', shape: [], data_offsets: [4, 8] } }, data));
+    const dec = decodeSafetensors(
+      raw(
+        { z: { dtype: 'F32', shape: [1], data_offsets: [0, 4] }, a: { dtype: 'F32', shape: [], data_offsets: [4, 8] } },
+        data,
+      ),
+    );
     assert.deepEqual([...(stTypedArray(dec.entries.z as StEntry) as Float32Array)], [5]);
     assert.deepEqual([...(stTypedArray(dec.entries.a as StEntry) as Float32Array)], [6]);
   });
@@ -150,7 +155,10 @@ describe('safetensors files', () => {
     const p2 = join(dir, 'atomic-sync.safetensors');
     writeSafetensorsFileSync(p2, sample(), { v: '1' });
     assert.ok(readFileSync(p).equals(readFileSync(p2)));
-    assert.deepEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
     assert.equal((await readSafetensorsFile(p)).metadata.v, '1');
     assert.equal(readSafetensorsFileSync(p2).metadata.v, '1');
   });
@@ -164,7 +172,10 @@ describe('safetensors files', () => {
     truncateSync(p, 40); // cut inside the header
     await assert.rejects(readSafetensorsFile(p), (e: Error) => e.message.includes(p) && /truncated/.test(e.message));
     truncateSync(p, 3);
-    assert.throws(() => readSafetensorsFileSync(p), (e: Error) => e.message.includes(p) && /truncated/.test(e.message));
+    assert.throws(
+      () => readSafetensorsFileSync(p),
+      (e: Error) => e.message.includes(p) && /truncated/.test(e.message),
+    );
   });
 
   test('reads a file written by an independent Python writer', { skip: !hasPy && `${PY} absent` }, async () => {
@@ -192,7 +203,9 @@ with open(sys.argv[1], 'wb') as f:
     assert.deepEqual([...(stTypedArray(ids) as BigInt64Array)], [-1n, 0n, 7n, 2n ** 62n]);
   });
 
-  test('a file written by Locus is read by Python with the same values', { skip: !hasPy && `${PY} absent` }, async () => {
+  test('a file written by Locus is read by Python with the same values', {
+    skip: !hasPy && `${PY} absent`,
+  }, async () => {
     const p = join(dir, 'locus.safetensors');
     await writeSafetensorsFile(p, sample(), { producer: 'locus' });
     // Hand parser: struct + json, values decoded with struct (and numpy / torch when present).
@@ -223,7 +236,9 @@ if sys.argv[3] == "1":
     out["torch_step"] = str(torch.frombuffer(bytearray(data[b:e]), dtype=torch.int64).item())
 print(json.dumps(out))
 `;
-    const res = JSON.parse(execFileSync(PY, ['-c', code, p, hasNumpy ? '1' : '0', hasTorch ? '1' : '0'], { encoding: 'utf8' }));
+    const res = JSON.parse(
+      execFileSync(PY, ['-c', code, p, hasNumpy ? '1' : '0', hasTorch ? '1' : '0'], { encoding: 'utf8' }),
+    );
     assert.deepEqual(res.__metadata__, { producer: 'locus' });
     const t = res.tensors;
     const w = [1, -2.5, 3.25, 0, 1e-8, -7].map(Math.fround);

@@ -1,8 +1,10 @@
-// `locus eval KIND --checkpoint PATH`: evaluate a checkpoint's eval backbone (or a random init).
+// `locus eval KIND --checkpoint PATH`: one frozen-feature probe (src/eval) on a checkpoint's eval
+// backbone, an exported backbone, or a random init of the same architecture.
 import type { Command } from 'commander';
-import { EVALS, type EvalTarget, evalKinds, loadEvalTarget, randomEvalTarget, runEval } from '../eval/dispatch.js';
+import { describeResult, EVAL_DEFAULTS, EVAL_KINDS, runDirFor, runEval } from '../eval/index.js';
+import type { VitConfig } from '../nn/index.js';
 import { checkpointConfig, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
-import { type Config, loadConfig, parseSet, resolveConfig, setPath } from '../train/config.js';
+import { type Config, loadConfig, parseSet, setPath } from '../train/config.js';
 import { holdsRun, writeEval } from '../train/run.js';
 import { action, collect, printJson } from './common.js';
 
@@ -10,51 +12,54 @@ interface EvalFlags {
   checkpoint?: string;
   randomInit?: boolean;
   config?: string;
+  seed?: string;
   set: string[];
   json?: boolean;
   save: boolean;
 }
 
-function withSets(c: Config, sets: string[]): Config {
-  let raw = c as Record<string, unknown>;
+const SUMMARY: Record<string, string> = {
+  knn: 'weighted k-NN (DINO: k=20, T=0.07) on L2-normalised CLS features of Fashion-MNIST items',
+  linear: 'linear classifier on frozen CLS features (lr/wd sweep on a validation split), Fashion-MNIST items',
+  seg: 'linear segmentation probe on frozen patch tokens (mIoU, pixel accuracy, per-class IoU), scenes',
+  parts: 'part-aware protocol: part vs object retrieval, classification and segmentation on part-structured objects',
+  location: "linear probe predicting each patch's grid position from its token",
+};
+
+/** `--set key=value` pairs as a nested options object (values parsed as JSON where they parse). */
+export function probeOptions(sets: string[]): Record<string, unknown> {
+  let o: Record<string, unknown> = {};
   for (const s of sets) {
     const [path, value] = parseSet(s);
-    raw = setPath(raw, path, value);
+    o = setPath(o, path, value);
   }
-  return resolveConfig(raw);
+  return o;
 }
 
-/** Evaluates and, when the checkpoint belongs to a run directory, saves <run>/evals/<name>.json. */
-export async function evaluate(
-  kind: string,
-  t: EvalTarget,
-  save: boolean,
-  name = kind,
-): Promise<{ result: Record<string, unknown>; saved: string | null }> {
-  const result = await runEval(kind, t);
-  let saved: string | null = null;
-  if (save && t.checkpoint) {
-    const run = runDirOf(t.checkpoint);
-    if (holdsRun(run)) saved = writeEval(run, name, result);
-  }
-  return { result, saved };
+/** The backbone architecture of a run config (for a random init of the same model). */
+export function vitOf(c: Config): Partial<VitConfig> {
+  const m = c.model;
+  return {
+    imgSize: m.imgSize,
+    patchSize: m.patchSize,
+    dim: m.dim,
+    depth: m.depth,
+    heads: m.heads,
+    mlpRatio: m.mlpRatio,
+  };
 }
 
 export function registerEval(program: Command): void {
-  const kinds = evalKinds()
-    .map((k) => `  ${k.padEnd(8)} ${EVALS[k]?.summary}`)
-    .join('\n');
+  const kinds = EVAL_KINDS.map((k) => `  ${k.padEnd(9)} ${SUMMARY[k]}`).join('\n');
   program
     .command('eval')
-    .description('evaluate a pretrained checkpoint (frozen features)')
-    .argument('<kind>', `what to evaluate (${evalKinds().join(', ')})`)
-    .option('--checkpoint <path>', 'checkpoint file, or a run directory (its latest checkpoint)')
-    .option(
-      '--random-init',
-      "evaluate a randomly initialised backbone instead (the checkpoint's or the config's architecture)",
-    )
-    .option('--config <file>', 'config for --random-init without --checkpoint')
-    .option('--set <key=value>', 'override a config field, e.g. eval.knn.k=10 (repeatable)', collect, [])
+    .description('evaluate a pretrained checkpoint with a probe on frozen features')
+    .argument('<kind>', `the probe (${EVAL_KINDS.join(', ')})`)
+    .option('--checkpoint <path>', 'run checkpoint, run directory (its latest checkpoint), or exported backbone')
+    .option('--random-init', 'evaluate a randomly initialised backbone of the same architecture instead')
+    .option('--config <file>', 'run config giving the architecture for --random-init without --checkpoint')
+    .option('--seed <n>', 'probe seed (and the random init seed)', '0')
+    .option('--set <key=value>', 'a probe option, e.g. train.length=500 or steps=200 (repeatable)', collect, [])
     .option('--no-save', "don't write <run>/evals/<kind>.json")
     .option('--json', 'print the result as one JSON object on the last line')
     .addHelpText(
@@ -63,28 +68,42 @@ export function registerEval(program: Command): void {
 Kinds:
 ${kinds}
 
+Each probe's options and defaults (override with --set):
+${EVAL_KINDS.map((k) => `  ${k.padEnd(9)} ${Object.keys(EVAL_DEFAULTS[k]).join(', ')}`).join('\n')}
+  common    size, batchSize, cacheDir, outDir
+
 Examples:
   $ locus eval knn --checkpoint runs/dino-20250101-120000
-  $ locus eval knn --checkpoint runs/x/checkpoints/step-000600.safetensors --json
+  $ locus eval seg --checkpoint runs/x/checkpoints/step-000300.safetensors --json
+  $ locus eval parts --checkpoint runs/x --set train.length=200 --set seg.steps=100
   $ locus eval knn --checkpoint runs/x --random-init      # the same architecture, untrained
-  $ locus eval knn --checkpoint runs/x --set eval.knn.testItems=10000`,
+  $ locus eval linear --checkpoint exported/backbone.safetensors`,
     )
     .action(
       action(async (kind: string, f: EvalFlags) => {
-        if (!EVALS[kind]) throw new Error(`unknown eval kind '${kind}' (allowed: ${evalKinds().join(', ')})`);
+        if (!(EVAL_KINDS as readonly string[]).includes(kind))
+          throw new Error(`unknown eval kind '${kind}' (allowed: ${EVAL_KINDS.join(', ')})`);
         if (!f.checkpoint && !f.randomInit) throw new Error('eval needs --checkpoint PATH (or --random-init)');
+        const seed = Number(f.seed);
+        if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be an integer ≥ 0 (got '${f.seed}')`);
+        const options = { ...probeOptions(f.set), seed, ...(f.save ? {} : { outDir: null }) };
         let result: Record<string, unknown>;
         let saved: string | null = null;
         if (f.randomInit) {
           const ck = f.checkpoint ? resolveCheckpoint(f.checkpoint) : null;
-          const base = ck ? checkpointConfig(ck) : loadConfig({ file: f.config });
-          ({ result } = await evaluate(kind, randomEvalTarget(withSets(base, f.set)), false));
+          const config = ck ? checkpointConfig(ck) : loadConfig({ file: f.config });
+          result = await runEval(kind, {
+            checkpoint: `random:${seed}`,
+            randomConfig: vitOf(config),
+            options: { ...options, outDir: null },
+          });
           if (f.save && ck && holdsRun(runDirOf(ck))) saved = writeEval(runDirOf(ck), `${kind}_random_init`, result);
         } else {
-          const t = loadEvalTarget(f.checkpoint as string, (c) => withSets(c, f.set));
-          ({ result, saved } = await evaluate(kind, t, f.save));
+          result = await runEval(kind, { checkpoint: f.checkpoint as string, options });
+          const run = f.save ? runDirFor(f.checkpoint as string) : null;
+          if (run) saved = `${run}/evals/${kind}.json`;
         }
-        process.stdout.write(`${kind}: ${EVALS[kind]?.describe(result)}\n`);
+        process.stdout.write(`${kind}: ${describeResult(kind, result)}\n`);
         if (saved) process.stdout.write(`saved ${saved}\n`);
         if (f.json) printJson(result);
         return 0;

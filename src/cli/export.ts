@@ -1,6 +1,6 @@
 // `locus export`: a checkpoint's evaluated backbone as timm/DINO-named safetensors (heads in a second file).
 import type { Command } from 'commander';
-import { loadCheckpoint, disposeCheckpoint } from '../train/checkpoint.js';
+import { disposeCheckpoint, loadCheckpoint } from '../train/checkpoint.js';
 import { resolveConfig } from '../train/config.js';
 import { exportSafetensors } from '../train/export.js';
 import { buildMethod } from '../train/loop.js';

@@ -2,7 +2,7 @@
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import type { Command } from 'commander';
 import { engineInfo } from '../engine/index.js';
-import { evalKinds } from '../eval/dispatch.js';
+import { EVAL_KINDS } from '../eval/index.js';
 import { methodNames } from '../methods/index.js';
 import { action, packageVersion, printJson } from './common.js';
 
@@ -24,7 +24,7 @@ export function info(): Record<string, unknown> {
     malloc_arena_max: process.env.MALLOC_ARENA_MAX ?? null,
     omp_wait_policy: process.env.OMP_WAIT_POLICY ?? null,
     methods: methodNames(),
-    eval_kinds: evalKinds(),
+    eval_kinds: [...EVAL_KINDS],
   };
 }
 

@@ -1,5 +1,6 @@
 // The `locus` command line (bin/locus.js imports this file).
 import { Command } from 'commander';
+import { registerBench } from './bench.js';
 import { packageVersion } from './common.js';
 import { registerEval } from './eval.js';
 import { registerExport } from './export.js';
@@ -7,18 +8,6 @@ import { registerInfo } from './info.js';
 import { registerMain } from './pipeline.js';
 import { registerPretrain } from './pretrain.js';
 import { registerReport } from './report.js';
-
-function notBuilt(program: Command, name: string, description: string): void {
-  program
-    .command(name)
-    .description(`${description} (not built yet)`)
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => {
-      process.stderr.write(`locus ${name}: not built yet\n`);
-      process.exit(2);
-    });
-}
 
 export function buildProgram(): Command {
   const program = new Command('locus')
@@ -33,12 +22,13 @@ Examples:
   $ locus eval knn --checkpoint runs/dino-20250101-120000
   $ locus report runs/dino-20250101-120000 --out report.html
   $ locus main                              # pretrain + eval + report (what npm start runs)
+  $ locus bench engine                      # Locus vs PyTorch training step
   $ locus info --json`,
     );
   registerPretrain(program);
   registerEval(program);
   registerReport(program);
-  notBuilt(program, 'bench', 'benchmarks');
+  registerBench(program);
   registerExport(program);
   registerInfo(program);
   registerMain(program);

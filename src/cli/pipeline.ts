@@ -1,10 +1,10 @@
-// `locus main` (npm start): pretrain the default, evaluate (k-NN of the trained and of a randomly
-// initialised backbone), write the report into the run directory.
+// `locus main` (npm start): pretrain the default, evaluate the trained eval backbone with every probe
+// (and a random init of the same architecture, the baseline it must beat), write the HTML report.
 import type { Command } from 'commander';
-import { loadEvalTarget, randomEvalTarget } from '../eval/dispatch.js';
+import { describeResult, runEval } from '../eval/index.js';
 import { writeEval } from '../train/run.js';
 import { action, printJson } from './common.js';
-import { evaluate } from './eval.js';
+import { vitOf } from './eval.js';
 import { addPretrainOptions, type PretrainFlags, runPretrain } from './pretrain.js';
 import { writeReport } from './report.js';
 
@@ -12,41 +12,68 @@ export function registerMain(program: Command): void {
   addPretrainOptions(
     program
       .command('main')
-      .description('the main job: pretrain (default: DINO), k-NN eval vs random init, HTML report'),
+      .description('the main job: pretrain (default: DINO), every probe vs a random init, HTML report'),
   )
     .addHelpText(
       'after',
       `
-Takes the pretrain options. Writes <run>/evals/knn.json, <run>/evals/knn_random_init.json and <run>/report.html.
+Takes the pretrain options. Writes <run>/evals/<kind>.json and <kind>_random_init.json for each probe in
+eval.kinds (knn, linear, seg, parts, location), and <run>/report.html. Probe options: --set eval.<kind>.<option>=V.
 
 Examples:
-  $ npm start                      # = locus main: the default run, about 10 minutes on 2 cores
-  $ locus main --steps 50 --out runs/smoke`,
+  $ npm start                      # = locus main: the default run (pretraining, probes, report)
+  $ locus main --steps 50 --out runs/smoke --set eval.kinds='["knn","seg"]'`,
     )
     .action(
       action(async (f: PretrainFlags) => {
         const r = await runPretrain({ ...f, json: false });
         if (typeof r === 'number') return r;
         if (r.stopped) return 0; // interrupted: the checkpoint is written; evaluate after --resume
-        const trained = await evaluate('knn', loadEvalTarget(r.finalCheckpoint), true);
-        process.stdout.write(`k-NN (trained teacher CLS): top-1 ${trained.result.top1}%\n`);
-        const random = await evaluate('knn', randomEvalTarget(r.config), false);
-        writeEval(r.runDir, 'knn_random_init', random.result);
-        process.stdout.write(`k-NN (random init):         top-1 ${random.result.top1}%\n`);
+        const c = r.config;
+        const summary: Record<string, unknown> = {};
+        for (const kind of c.eval.kinds) {
+          const options = { seed: c.seed, ...c.eval[kind] };
+          const t0 = performance.now();
+          const trained = await runEval(kind, { checkpoint: r.finalCheckpoint, options });
+          let line = `${kind.padEnd(8)} trained: ${describeResult(kind, trained)}`;
+          summary[kind] = headline(kind, trained);
+          if (c.eval.randomInit) {
+            const random = await runEval(kind, {
+              checkpoint: `random:${c.seed}`,
+              randomConfig: vitOf(c),
+              options: { ...options, outDir: null },
+            });
+            writeEval(r.runDir, `${kind}_random_init`, random);
+            line += ` | random init: ${describeResult(kind, random)}`;
+            summary[`${kind}_random_init`] = headline(kind, random);
+          }
+          process.stdout.write(`${line} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
+        }
         const report = await writeReport([r.runDir], `${r.runDir}/report.html`, {
-          title: `Locus: ${r.config.method} on the default data`,
+          title: `Locus: ${c.method} on the default data`,
         });
         process.stdout.write(`report: ${report}\n`);
         if (f.json)
           printJson({
             run_dir: r.runDir,
             checkpoint: r.finalCheckpoint,
-            knn_top1: trained.result.top1,
-            knn_random_init_top1: random.result.top1,
+            evals: summary,
             report,
             train_seconds: Number(r.seconds.toFixed(1)),
           });
         return 0;
       }),
     );
+}
+
+/** The headline number(s) of a probe result, for the JSON summary. */
+function headline(kind: string, r: Record<string, unknown>): Record<string, unknown> {
+  const keys: Record<string, string[]> = {
+    knn: ['top1', 'top5'],
+    linear: ['top1', 'top5'],
+    seg: ['miou', 'pixel_acc'],
+    parts: ['part_miou', 'object_miou', 'part_acc', 'object_acc', 'part_map'],
+    location: ['acc'],
+  };
+  return Object.fromEntries((keys[kind] ?? []).map((k) => [k, r[k]]));
 }

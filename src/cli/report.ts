@@ -1,35 +1,11 @@
 // `locus report RUN_DIR... --out FILE.html`: one self-contained HTML page from run directories
 // (config, metrics, evals, and pictures from each run's latest checkpoint).
 import { renameSync, writeFileSync } from 'node:fs';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
-import { loadEvalTarget } from '../eval/dispatch.js';
+import { collectRun } from '../report/collect.js';
 import { type ReportRun, renderReport } from '../report/html.js';
-import { listCheckpoints } from '../train/checkpoint.js';
-import { readEvals, readMetrics, readRunConfig } from '../train/run.js';
-import { action, errorLine, printJson } from './common.js';
-import { scenePictures } from './pictures.js';
-
-/** A run directory as the report renderer wants it. */
-export async function reportRun(dir: string, pictures = true): Promise<ReportRun> {
-  const config = readRunConfig(dir);
-  const run: ReportRun = {
-    name: basename(resolve(dir)),
-    method: String(config.method),
-    config: config as Record<string, unknown>,
-    metrics: readMetrics(dir),
-    evals: readEvals(dir),
-  };
-  const ck = listCheckpoints(dir).at(-1);
-  if (pictures && ck) {
-    try {
-      run.pictures = { images: await scenePictures(loadEvalTarget(ck.path)) };
-    } catch (e) {
-      process.stderr.write(`locus: report: no pictures for ${dir} (${errorLine(e)})\n`);
-    }
-  }
-  return run;
-}
+import { action, printJson } from './common.js';
 
 export async function writeReport(
   dirs: string[],
@@ -37,7 +13,7 @@ export async function writeReport(
   o: { title?: string; pictures?: boolean } = {},
 ): Promise<string> {
   const runs: ReportRun[] = [];
-  for (const d of dirs) runs.push(await reportRun(d, o.pictures ?? true));
+  for (const d of dirs) runs.push(await collectRun(d, { pictures: o.pictures === false ? 0 : 4 }));
   const html = await renderReport(runs, { title: o.title });
   const path = resolve(out);
   const tmp = `${path}.${process.pid}.tmp`;

@@ -64,7 +64,15 @@ export type DatasetSpec =
       dir?: string; // Fashion-MNIST directory override
     }
   /** Part-structured synthetic scenes. */
-  | { kind: 'parts'; split: Split; length: number; size?: number; seed?: number; minObjects?: number; maxObjects?: number }
+  | {
+      kind: 'parts';
+      split: Split;
+      length: number;
+      size?: number;
+      seed?: number;
+      minObjects?: number;
+      maxObjects?: number;
+    }
   /** Raw 28x28 Fashion-MNIST images (grey replicated to RGB); 'eval' = 'test'. `length` truncates. */
   | { kind: 'fashion-mnist'; split: 'train' | 'test' | 'eval'; dir?: string; length?: number }
   /** Image folder: flat (unlabelled) or ImageFolder class layout root/<class>/**. */
@@ -112,7 +120,8 @@ export async function openDataset(spec: DatasetSpec): Promise<Dataset> {
 }
 
 export function checkIndex(i: number, length: number, what: string): void {
-  if (!(Number.isInteger(i) && i >= 0 && i < length)) throw new RangeError(`${what}: index ${i} outside [0, ${length})`);
+  if (!(Number.isInteger(i) && i >= 0 && i < length))
+    throw new RangeError(`${what}: index ${i} outside [0, ${length})`);
 }
 
 function checkLength(n: number, what: string): void {

@@ -58,7 +58,8 @@ export function loadFashionMnist(split: FashionSplit, dir?: string): FashionMnis
     throw new Error(`Fashion-MNIST: ${lblPath} has ${lbl.dims[0]} labels but ${imgPath} has ${count} images`);
   }
   for (let i = 0; i < lbl.data.length; i++) {
-    if ((lbl.data[i] as number) > 9) throw new Error(`Fashion-MNIST: ${lblPath}: label ${lbl.data[i]} at ${i} is not in 0..9`);
+    if ((lbl.data[i] as number) > 9)
+      throw new Error(`Fashion-MNIST: ${lblPath}: label ${lbl.data[i]} at ${i} is not in 0..9`);
   }
   const ds: FashionMnist = { split: s, count, rows, cols, images: img.data, labels: lbl.data };
   cache.set(key, ds);
@@ -89,7 +90,9 @@ function readIdx(path: string, magic: number, rank: number): { dims: number[]; d
   for (let i = 0; i < rank; i++) dims.push(buf.readUInt32BE(4 + 4 * i));
   const n = dims.reduce((a, b) => a * b, 1);
   if (buf.length !== head + n) {
-    throw new Error(`Fashion-MNIST: ${path} has ${buf.length - head} data bytes, header [${dims.join(', ')}] implies ${n}`);
+    throw new Error(
+      `Fashion-MNIST: ${path} has ${buf.length - head} data bytes, header [${dims.join(', ')}] implies ${n}`,
+    );
   }
   // Copy out of the (possibly pooled) Buffer so the data owns its memory.
   return { dims, data: new Uint8Array(buf.subarray(head)) };

@@ -43,8 +43,13 @@ async function decodeRaw(path: string | RawRgb, opts: DecodeOptions = {}): Promi
         ? sharp(path, { failOn: 'warning' })
         : sharp(path.data, { raw: { width: path.width, height: path.height, channels: 3 } });
     if (opts.autoOrient) s = s.autoOrient();
-    if (opts.size !== undefined) s = s.resize(opts.size, opts.size, { fit: opts.resize === 'stretch' ? 'fill' : 'cover' });
-    const { data, info } = await s.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (opts.size !== undefined)
+      s = s.resize(opts.size, opts.size, { fit: opts.resize === 'stretch' ? 'fill' : 'cover' });
+    const { data, info } = await s
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
     if (info.channels !== 3 || data.length !== info.width * info.height * 3) {
       throw new Error(`unexpected decoded layout ${info.width}x${info.height}x${info.channels}`);
     }
@@ -93,11 +98,15 @@ export class ImageFolder implements Dataset {
     if (flat) {
       files = (await listImages(spec.root)).map((path) => ({ path }));
     } else {
-      classes = top.filter((d) => d.isDirectory()).map((d) => d.name).sort(cmp);
+      classes = top
+        .filter((d) => d.isDirectory())
+        .map((d) => d.name)
+        .sort(cmp);
       files = [];
       for (const [label, name] of classes.entries()) {
         const inClass = await listImages(join(spec.root, name));
-        if (inClass.length === 0) throw new Error(`image folder ${spec.root}: class directory ${join(spec.root, name)} has no images`);
+        if (inClass.length === 0)
+          throw new Error(`image folder ${spec.root}: class directory ${join(spec.root, name)} has no images`);
         for (const path of inClass) files.push({ path, label });
       }
     }
@@ -180,8 +189,10 @@ export class SegmentationFolder implements Dataset {
   static async open(spec: SegFolderSpec): Promise<SegmentationFolder> {
     const { classes } = spec;
     const ignore = spec.ignoreIndex ?? 255;
-    if (!(Number.isInteger(classes) && classes >= 1 && classes <= 256)) throw new Error(`segfolder: classes must be an integer in 1..256, got ${classes}`);
-    if (!(Number.isInteger(ignore) && ignore >= 0 && ignore <= 255)) throw new Error(`segfolder: ignoreIndex must be an integer in 0..255, got ${ignore}`);
+    if (!(Number.isInteger(classes) && classes >= 1 && classes <= 256))
+      throw new Error(`segfolder: classes must be an integer in 1..256, got ${classes}`);
+    if (!(Number.isInteger(ignore) && ignore >= 0 && ignore <= 255))
+      throw new Error(`segfolder: ignoreIndex must be an integer in 0..255, got ${ignore}`);
     if (spec.pairs) return new SegmentationFolder(spec.pairs, spec);
     await requireDir(spec.images, 'segmentation images folder');
     await requireDir(spec.masks, 'segmentation masks folder');
@@ -213,7 +224,9 @@ export class SegmentationFolder implements Dataset {
         return false;
       }
       if (isz.width !== msz.width || isz.height !== msz.height) {
-        throw new Error(`segfolder: mask ${m} is ${msz.width}x${msz.height} but its image ${img} is ${isz.width}x${isz.height}`);
+        throw new Error(
+          `segfolder: mask ${m} is ${msz.width}x${msz.height} but its image ${img} is ${isz.width}x${isz.height}`,
+        );
       }
       if (spec.verify === 'full') checkLabels((await decodeMask(m)).data, m, classes, ignore);
       return true;
@@ -256,7 +269,9 @@ export class SegmentationFolder implements Dataset {
         continue;
       }
       if (raw.width !== mask.width || raw.height !== mask.height) {
-        throw new Error(`segfolder: mask ${m} is ${mask.width}x${mask.height} but its image ${img} is ${raw.width}x${raw.height}`);
+        throw new Error(
+          `segfolder: mask ${m} is ${mask.width}x${mask.height} but its image ${img} is ${raw.width}x${raw.height}`,
+        );
       }
       checkLabels(mask.data, m, this.maskClasses, this.ignoreIndex);
       if (size !== undefined) {
@@ -289,7 +304,8 @@ async function resizeMask(m: { width: number; height: number; data: Uint8Array }
     .extractChannel(0) // sharp would otherwise emit sRGB
     .raw()
     .toBuffer();
-  if (data.length !== size * size) throw new Error(`mask resize produced ${data.length} bytes, expected ${size * size}`);
+  if (data.length !== size * size)
+    throw new Error(`mask resize produced ${data.length} bytes, expected ${size * size}`);
   return { width: size, height: size, data: new Uint8Array(data) };
 }
 
@@ -312,14 +328,18 @@ export async function decodeMask(path: string): Promise<{ width: number; height:
   try {
     const direct = decodePngIndices(buf);
     if (direct) return direct;
-    const { data, info } = await sharp(buf, { failOn: 'warning' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    const { data, info } = await sharp(buf, { failOn: 'warning' })
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
     const n = info.width * info.height;
     const C = info.channels;
     const out = new Uint8Array(n);
     for (let p = 0; p < n; p++) {
       const v = data[p * C] as number;
       if (C >= 3 && (data[p * C + 1] !== v || data[p * C + 2] !== v)) {
-        throw new Error('not a single-channel mask (colour pixels); save masks as 8-bit grey or palette PNGs of class indices');
+        throw new Error(
+          'not a single-channel mask (colour pixels); save masks as 8-bit grey or palette PNGs of class indices',
+        );
       }
       out[p] = v;
     }
@@ -357,7 +377,8 @@ function decodePngIndices(buf: Buffer): { width: number; height: number; data: U
     pos += 12 + len;
   }
   if (ctype < 0) throw new Error('PNG without IHDR');
-  if ((ctype === 0 || ctype === 3) && depth === 16) throw new Error('16-bit masks are not supported (labels must fit in 0..255)');
+  if ((ctype === 0 || ctype === 3) && depth === 16)
+    throw new Error('16-bit masks are not supported (labels must fit in 0..255)');
   if (ctype !== 0 && ctype !== 3) return null;
   if (interlace !== 0) {
     if (ctype === 0) return null; // sharp keeps grey values exactly

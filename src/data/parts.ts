@@ -1,8 +1,9 @@
 // Part-structured synthetic objects: 6 object classes, each a fixed arrangement of parts drawn
 // from 4 shared part types (shape + texture identify the part type; colour does not). Used by the
 // object-level vs part-level probe and by keypoint-centred part crops.
-import { clamp01, composite, hsvToRgb, type Layer, renderBackground } from './scenes.js';
+
 import { deriveSeed, Rng } from './rng.js';
+import { clamp01, composite, hsvToRgb, type Layer, renderBackground } from './scenes.js';
 import type { Box, Image } from './types.js';
 
 /** Part types; part map value = index + 1. */
@@ -100,8 +101,10 @@ export function renderParts(split: PartsSplit, index: number, opts: PartsOptions
   const minScale = opts.minScale ?? 0.38;
   const maxScale = opts.maxScale ?? 0.6;
   if (!(Number.isInteger(size) && size >= 16)) throw new Error(`parts: size must be an integer ≥ 16, got ${size}`);
-  if (!(minObjects >= 1 && maxObjects >= minObjects)) throw new Error(`parts: bad object count range [${minObjects}, ${maxObjects}]`);
-  if (!(minScale > 0 && maxScale >= minScale && maxScale <= 1)) throw new Error(`parts: bad scale range [${minScale}, ${maxScale}]`);
+  if (!(minObjects >= 1 && maxObjects >= minObjects))
+    throw new Error(`parts: bad object count range [${minObjects}, ${maxObjects}]`);
+  if (!(minScale > 0 && maxScale >= minScale && maxScale <= 1))
+    throw new Error(`parts: bad scale range [${minScale}, ${maxScale}]`);
   if (split !== 'train' && split !== 'eval') throw new Error(`parts: split must be 'train' or 'eval', got ${split}`);
   const rng = new Rng(deriveSeed(opts.seed ?? 0, SPLIT_ID[split], index, PARTS_STREAM));
   const bg = renderBackground(rng, size, size);
@@ -227,7 +230,8 @@ function partLayer(type: number, box: Box, color: [number, number, number], S: n
     for (let x = x0; x < x1; x++) {
       let cover = 0;
       for (let sy = 0; sy < 3; sy++)
-        for (let sx = 0; sx < 3; sx++) if (inside(type, (x + (sx + 0.5) / 3 - ox) / bw, (y + (sy + 0.5) / 3 - oy) / bh, aspect)) cover++;
+        for (let sx = 0; sx < 3; sx++)
+          if (inside(type, (x + (sx + 0.5) / 3 - ox) / bw, (y + (sy + 0.5) / 3 - oy) / bh, aspect)) cover++;
       const i = (y - y0) * w + (x - x0);
       const g = rng.uniform();
       if (cover === 0) continue;

@@ -66,7 +66,8 @@ export function renderScene(split: SceneSplit, index: number, opts: SceneOptions
   const maxScale = opts.maxScale ?? 0.625;
   const threshold = opts.threshold ?? 0.5;
   if (!(Number.isInteger(size) && size >= 8)) throw new Error(`scenes: size must be an integer ≥ 8, got ${size}`);
-  if (!(minItems >= 1 && maxItems >= minItems)) throw new Error(`scenes: bad item count range [${minItems}, ${maxItems}]`);
+  if (!(minItems >= 1 && maxItems >= minItems))
+    throw new Error(`scenes: bad item count range [${minItems}, ${maxItems}]`);
   if (split !== 'train' && split !== 'eval') throw new Error(`scenes: split must be 'train' or 'eval', got ${split}`);
   // Train scenes draw only training items and eval scenes only test items.
   const src = loadFashionMnist(split === 'train' ? 'train' : 'test', opts.dir);
@@ -154,7 +155,8 @@ function itemLayer(
       const c0 = Math.floor(u);
       const fx = u - c0;
       const g =
-        (1 - fy) * ((1 - fx) * at(r0, c0) + fx * at(r0, c0 + 1)) + fy * ((1 - fx) * at(r0 + 1, c0) + fx * at(r0 + 1, c0 + 1));
+        (1 - fy) * ((1 - fx) * at(r0, c0) + fx * at(r0, c0 + 1)) +
+        fy * ((1 - fx) * at(r0 + 1, c0) + fx * at(r0 + 1, c0 + 1));
       const i = (y - y0) * w + (x - x0);
       // Items were cut out onto 0, so any clear ink is body (opaque) even on dark garments;
       // the intensity survives as shading of the tint.
@@ -192,7 +194,8 @@ export function composite(
         const a = L.alpha[i] as number;
         if (a <= 0) continue;
         const p = y * width + x;
-        for (let c = 0; c < 3; c++) data[3 * p + c] = (1 - a) * (data[3 * p + c] as number) + a * (L.color[3 * i + c] as number);
+        for (let c = 0; c < 3; c++)
+          data[3 * p + c] = (1 - a) * (data[3 * p + c] as number) + a * (L.color[3 * i + c] as number);
         // Every earlier share shrinks by (1 − a), which keeps their order: only the max matters.
         const prev = (best[p] as number) * (1 - a);
         if (a >= prev) {

@@ -19,7 +19,16 @@ export function sgdStep(
   momentumBufs: Tensor[],
   o: { lr: number; momentum: number; weightDecay: number; nesterov?: boolean; trustCoef?: number; larsEps?: number },
 ): void {
-  native.sgd(hs(params), hs(momentumBufs), o.lr, o.momentum, o.weightDecay, o.nesterov ?? false, o.trustCoef ?? 0, o.larsEps ?? 1e-8);
+  native.sgd(
+    hs(params),
+    hs(momentumBufs),
+    o.lr,
+    o.momentum,
+    o.weightDecay,
+    o.nesterov ?? false,
+    o.trustCoef ?? 0,
+    o.larsEps ?? 1e-8,
+  );
 }
 /** teacher ← m·teacher + (1−m)·student, for each pair. */
 export function emaUpdate(teacher: Tensor[], student: Tensor[], m: number): void {

@@ -126,7 +126,13 @@ export function conv2d(
   const d = o.dilation ?? 1;
   return w(native.conv2d(x.handle, weight.handle, opt(bias), [s, s], [p, p], [d, d], o.groups ?? 1));
 }
-export function layerNorm(x: Tensor, shape: number[], weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function layerNorm(
+  x: Tensor,
+  shape: number[],
+  weight?: Tensor | null,
+  bias?: Tensor | null,
+  eps = 1e-5,
+): Tensor {
   return w(native.layerNorm(x.handle, shape, opt(weight), opt(bias), eps));
 }
 export function batchNorm(

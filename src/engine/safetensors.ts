@@ -1,11 +1,12 @@
 // safetensors reader/writer at the byte level (no engine dependency).
 // Layout: u64 little-endian header length N, N bytes of UTF-8 JSON header (padded with spaces),
 // then the raw little-endian data buffer that the header's data_offsets index into.
+
+import { randomBytes } from 'node:crypto';
 import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
-import { randomBytes } from 'node:crypto';
-import { basename, dirname, join } from 'node:path';
 import { endianness } from 'node:os';
+import { basename, dirname, join } from 'node:path';
 
 export type StDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -156,7 +157,9 @@ export function decodeSafetensors(buf: Uint8Array, source = '<buffer>'): StFile 
     const [begin, end] = offs as [number, number];
     const want = numel(shape) * ST_DTYPE_SIZE[dtype];
     if (end - begin !== want) {
-      fail(`${t}: size mismatch: ${dtype} [${shape.join(', ')}] needs ${want} bytes, data_offsets [${begin}, ${end}] span ${end - begin}`);
+      fail(
+        `${t}: size mismatch: ${dtype} [${shape.join(', ')}] needs ${want} bytes, data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
     }
     spans.push({ name, begin, end, dtype, shape: shape as number[] });
   }
@@ -167,20 +170,28 @@ export function decodeSafetensors(buf: Uint8Array, source = '<buffer>'): StFile 
   const needed = spans.reduce((m, s) => Math.max(m, s.end), 0);
   if (needed > dataLen) {
     const last = spans.find((s) => s.end === needed);
-    fail(`file is truncated: tensor '${last?.name}' ends at data byte ${needed}, but the data region has only ${dataLen} bytes`);
+    fail(
+      `file is truncated: tensor '${last?.name}' ends at data byte ${needed}, but the data region has only ${dataLen} bytes`,
+    );
   }
   let cursor = 0;
   for (const s of spans) {
-    if (s.begin < cursor) fail(`tensor '${s.name}': data_offsets [${s.begin}, ${s.end}] overlap the previous tensor (ends at ${cursor})`);
+    if (s.begin < cursor)
+      fail(`tensor '${s.name}': data_offsets [${s.begin}, ${s.end}] overlap the previous tensor (ends at ${cursor})`);
     if (s.begin > cursor) fail(`data region not fully covered: bytes [${cursor}, ${s.begin}) belong to no tensor`);
     cursor = s.end;
   }
-  if (cursor !== dataLen) fail(`data region not fully covered: ${dataLen - cursor} trailing bytes after the last tensor`);
+  if (cursor !== dataLen)
+    fail(`data region not fully covered: ${dataLen - cursor} trailing bytes after the last tensor`);
 
   const entries: Record<string, StEntry> = {};
   for (const s of spans) {
     // A copy (Buffer#slice would be a view): callers get their own aligned ArrayBuffer.
-    entries[s.name] = { dtype: s.dtype, shape: s.shape, data: new Uint8Array(buf.subarray(dataStart + s.begin, dataStart + s.end)) };
+    entries[s.name] = {
+      dtype: s.dtype,
+      shape: s.shape,
+      data: new Uint8Array(buf.subarray(dataStart + s.begin, dataStart + s.end)),
+    };
   }
   return { entries, metadata };
 }
@@ -243,7 +254,15 @@ export function readSafetensorsFileSync(path: string): StFile {
   return decodeSafetensors(readFileSync(path), path);
 }
 
-type Typed = Float64Array | Float32Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array | Uint16Array;
+type Typed =
+  | Float64Array
+  | Float32Array
+  | BigInt64Array
+  | Int32Array
+  | Int16Array
+  | Int8Array
+  | Uint8Array
+  | Uint16Array;
 
 /** Builds an entry from a typed array (bytes copied). F16/BF16 take their raw bits as a Uint16Array. */
 export function stEntryFrom(dtype: StDtype, shape: number[], values: Typed): StEntry {

@@ -426,11 +426,23 @@ export class Tensor {
   }
   /** Advanced indexing with one index tensor (or null = all) per leading dimension. */
   index(indices: (Tensor | null)[]): Tensor {
-    return w(native.index(this.handle, indices.map((t) => t?.handle ?? null)));
+    return w(
+      native.index(
+        this.handle,
+        indices.map((t) => t?.handle ?? null),
+      ),
+    );
   }
   /** Out-of-place index_put: a copy with values put (or accumulated) at the indices. */
   indexPut(indices: (Tensor | null)[], values: Tensor, accumulate = false): Tensor {
-    return w(native.indexPut(this.handle, indices.map((t) => t?.handle ?? null), values.handle, accumulate));
+    return w(
+      native.indexPut(
+        this.handle,
+        indices.map((t) => t?.handle ?? null),
+        values.handle,
+        accumulate,
+      ),
+    );
   }
   gather(dim: number, index: Tensor): Tensor {
     return w(native.gather(this.handle, dim, index.handle));

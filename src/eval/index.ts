@@ -134,6 +134,25 @@ async function dispatch(
   return result;
 }
 
+/** One line for the terminal: a probe result's headline numbers. */
+export function describeResult(kind: string, r: Record<string, unknown>): string {
+  if (r.error) return `error: ${r.error}`;
+  const pct = (v: unknown) => (typeof v === 'number' ? `${(100 * v).toFixed(1)}%` : '–');
+  switch (kind) {
+    case 'knn':
+    case 'linear':
+      return `top-1 ${pct(r.top1)}, top-5 ${pct(r.top5)}`;
+    case 'seg':
+      return `mIoU ${pct(r.miou)}, pixel acc ${pct(r.pixel_acc)}`;
+    case 'parts':
+      return `part mIoU ${pct(r.part_miou)} vs object mIoU ${pct(r.object_miou)}; part acc ${pct(r.part_acc)} vs object acc ${pct(r.object_acc)}`;
+    case 'location':
+      return `acc ${pct(r.acc)}`;
+    default:
+      return '';
+  }
+}
+
 // ---------------------------------------------------------------- backbones
 
 /** A backbone from a checkpoint path, 'random[:seed]', or as given. */

@@ -1,5 +1,5 @@
 // Pieces several methods share: EMA teachers, DINO's cross-entropy with centring, Sinkhorn.
-import { type Tensor, emaUpdate, noGrad } from '../engine/index.js';
+import { emaUpdate, noGrad, type Tensor } from '../engine/index.js';
 import type { Module } from '../nn/index.js';
 
 /** A frozen copy of `student` built by `factory` (same architecture), for an EMA teacher. */

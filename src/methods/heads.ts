@@ -1,5 +1,5 @@
 // Heads shared by the methods: DINO's projection head (also SelfPatch's, iBOT's) and a plain MLP projector.
-import { type Tensor, empty, linear, normalize } from '../engine/index.js';
+import { empty, linear, normalize, type Tensor } from '../engine/index.js';
 import { Linear, Module, ModuleList } from '../nn/index.js';
 
 /** weight = g · v/‖v‖ per output row (torch weight_norm, dim 0); g fixed at 1 when `fixedNorm` (a cosine prototype layer). */
@@ -34,7 +34,10 @@ export interface DinoHeadConfig {
 export class DinoHead extends Module {
   readonly layers: Linear[] = [];
   readonly lastLayer: WeightNormLinear;
-  constructor(inDim: number, readonly cfg: DinoHeadConfig) {
+  constructor(
+    inDim: number,
+    readonly cfg: DinoHeadConfig,
+  ) {
     super();
     const mlp = this.child('mlp', new ModuleList<Linear>());
     const n = Math.max(cfg.nlayers, 1);

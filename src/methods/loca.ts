@@ -357,4 +357,6 @@ export const locaDef: MethodDef<LocaOptions> = {
   schema: locaOptionsSchema,
   create: (options, ctx) => new Loca(options, ctx),
   check: checkLocaOptions,
+  // AdamW weight decay 0.1, constant (methods.md §3); the lr stays the runtime's (short runs need DINO's).
+  optimDefaults: { weightDecay: 0.1, weightDecayEnd: 0.1 },
 };

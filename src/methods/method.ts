@@ -3,9 +3,10 @@
 // The training loop owns data, optimizer, schedules, checkpoints and distribution; a method owns its
 // networks and says (1) which views it needs, (2) its loss for a batch, (3) what happens after the
 // optimizer step (EMA teacher, centres). Everything a method must save lives in its modules' state dicts.
-import type { Tensor } from '../engine/index.js';
+
 import type { TensorBatch } from '../data/collate.js';
 import type { ViewRecipe } from '../data/views.js';
+import type { Tensor } from '../engine/index.js';
 import type { Module, VisionTransformer } from '../nn/index.js';
 
 /** Where training stands and the scheduled values for this step (all per-step, DINO-style). */
@@ -43,14 +44,14 @@ export interface Method {
   /** The views this method needs, built by the data loader. */
   views(): ViewRecipe;
   /** Forward + loss for one batch. Called inside tidy(); must not keep references to batch tensors. */
-  loss(batch: TensorBatch, info: StepInfo): LossOutput;
+  loss(batch: TensorBatch, info: StepInfo, comm?: Collectives): LossOutput;
   /** Called after backward, before the optimizer step (e.g. freezing the last layer in epoch 0). */
   beforeOptimizerStep?(info: StepInfo): void;
   /** Called after the optimizer step, outside the loss scope: EMA updates, centre updates. */
   afterStep(info: StepInfo, comm: Collectives): void;
   /** Parameter-group overrides by name (e.g. LARS exclusions); default: DINO's decay/no-decay split. */
   optimizer?: 'adamw' | 'lars';
-  /** Global (LOCA) or per-tensor (DINO) gradient clipping. */
+  /** Global (LOCA) or per-tensor (DINO) gradient clipping; null: none (SCRL); absent: the runtime's optim.clip. */
   clip?: { mode: 'global' | 'per-tensor'; maxNorm: number } | null;
 }
 
@@ -73,4 +74,9 @@ export interface MethodDef<C = unknown> {
   create(options: C, ctx: MethodContext): Method;
   /** Cross-field checks of the options against the model (e.g. crop sizes divisible by the patch): one line naming the field, or null. */
   check?(options: C, model: { imgSize: number; patchSize: number }): string | null;
+  /**
+   * The method's own optimiser defaults where its reference differs from DINO's (e.g. SCRL's LARS lr 0.45,
+   * wd 1e-6): they replace the `optim.*` defaults, and a value given in the config file or `--set` wins.
+   */
+  optimDefaults?: Readonly<Record<string, number>>;
 }

@@ -1,7 +1,7 @@
 // Multi-head self- and cross-attention (timm names: qkv/proj; q/kv/proj for cross-attention).
 import type { Tensor } from '../engine/index.js';
 import { dropout } from '../engine/index.js';
-import { Dropout, LayerNorm, Linear, Mlp, dropPath } from './layers.js';
+import { Dropout, dropPath, LayerNorm, Linear, Mlp } from './layers.js';
 import { Module } from './module.js';
 
 /** softmax(q·kᵀ/√d)·v over heads; q [B,H,Nq,d], k,v [B,H,Nk,d]. Returns [B,Nq,H·d] and the attention. */
@@ -32,7 +32,10 @@ export class Attention extends Module {
   /** x [B,N,D] → [out [B,N,D], attention [B,H,N,N]]. */
   forward(x: Tensor): [Tensor, Tensor] {
     const [B, N] = x.shape;
-    const qkv = this.qkv.forward(x).reshape(B, N, 3, this.heads, this.dim / this.heads).permute(2, 0, 3, 1, 4);
+    const qkv = this.qkv
+      .forward(x)
+      .reshape(B, N, 3, this.heads, this.dim / this.heads)
+      .permute(2, 0, 3, 1, 4);
     const [q, k, v] = [qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2)];
     const [o, attn] = attend(q, k, v, this.scale, this.attnDrop, this.training);
     return [this.projDrop.forward(this.proj.forward(o)), attn];
@@ -82,7 +85,10 @@ export class Block extends Module {
   ) {
     super();
     this.norm1 = this.child('norm1', new LayerNorm(dim));
-    this.attn = this.child('attn', new Attention(dim, heads, { qkvBias: o.qkvBias, attnDrop: o.attnDrop, projDrop: o.drop }));
+    this.attn = this.child(
+      'attn',
+      new Attention(dim, heads, { qkvBias: o.qkvBias, attnDrop: o.attnDrop, projDrop: o.drop }),
+    );
     this.norm2 = this.child('norm2', new LayerNorm(dim));
     this.mlp = this.child('mlp', new Mlp(dim, Math.round(dim * (o.mlpRatio ?? 4)), dim, o.drop ?? 0));
   }

@@ -1,8 +1,9 @@
 // nn: modules, layers, the Vision Transformer, optimizers and schedules.
-export * from './module.js';
+
+export * from './attention.js';
 export * from './init.js';
 export * from './layers.js';
-export * from './attention.js';
-export * from './vit.js';
+export * from './module.js';
 export * from './optim.js';
 export * from './schedules.js';
+export * from './vit.js';

@@ -1,5 +1,5 @@
 // Parameter initialisers as in timm/DINO (in place, no grad).
-import { type Tensor, noGrad } from '../engine/index.js';
+import { noGrad, type Tensor } from '../engine/index.js';
 
 /** Truncated normal: N(mean, std) restricted to [a, b], by inverse-CDF sampling (timm's trunc_normal_). */
 export function truncNormal_(t: Tensor, std = 0.02, mean = 0, a = -2, b = 2): Tensor {
@@ -30,7 +30,7 @@ function erf(x: number): number {
     return (sign * 2 * sum) / Math.sqrt(Math.PI);
   }
   let f = 0;
-  for (let n = 60; n >= 1; n--) f = (n / 2) / (z + f);
+  for (let n = 60; n >= 1; n--) f = n / 2 / (z + f);
   return sign * (1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / (z + f));
 }
 

@@ -1,5 +1,5 @@
 // Basic layers with timm/DINO parameter names and initialisation.
-import { type Tensor, conv2d, dropout, empty, layerNorm, linear, ones, rand, zeros } from '../engine/index.js';
+import { conv2d, dropout, empty, layerNorm, linear, ones, rand, type Tensor, zeros } from '../engine/index.js';
 import { truncNormal_ } from './init.js';
 import { Module } from './module.js';
 
@@ -77,7 +77,12 @@ export function dropPath(x: Tensor, p: number, training: boolean): Tensor {
 export class Mlp extends Module {
   readonly fc1: Linear;
   readonly fc2: Linear;
-  constructor(inF: number, hidden: number, outF = inF, readonly drop = 0) {
+  constructor(
+    inF: number,
+    hidden: number,
+    outF = inF,
+    readonly drop = 0,
+  ) {
     super();
     this.fc1 = this.child('fc1', new Linear(inF, hidden));
     this.fc2 = this.child('fc2', new Linear(hidden, outF));

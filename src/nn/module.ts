@@ -70,7 +70,9 @@ export class Module {
     }
     if (strict) for (const k of state.keys()) if (!own.has(k)) problems.push(`unexpected ${k}`);
     if (problems.length > 0)
-      throw new Error(`state dict does not match the model (${problems.length} problems): ${problems.slice(0, 8).join('; ')}`);
+      throw new Error(
+        `state dict does not match the model (${problems.length} problems): ${problems.slice(0, 8).join('; ')}`,
+      );
     noGrad(() => {
       for (const [k, t] of own) {
         const src = state.get(k);

@@ -10,16 +10,23 @@ export function cosineSchedule(
 ): Float64Array {
   const out = new Float64Array(totalSteps);
   const warm = Math.min(warmupSteps, totalSteps);
-  for (let i = 0; i < warm; i++) out[i] = warm === 1 ? startWarmup : startWarmup + ((base - startWarmup) * i) / (warm - 1);
+  for (let i = 0; i < warm; i++)
+    out[i] = warm === 1 ? startWarmup : startWarmup + ((base - startWarmup) * i) / (warm - 1);
   const rest = totalSteps - warm;
   for (let i = 0; i < rest; i++) out[warm + i] = final + 0.5 * (base - final) * (1 + Math.cos((Math.PI * i) / rest));
   return out;
 }
 
 /** DINO's teacher temperature: linear from warmup to final over warmupSteps, then constant. */
-export function warmupConstant(warmupValue: number, final: number, totalSteps: number, warmupSteps: number): Float64Array {
+export function warmupConstant(
+  warmupValue: number,
+  final: number,
+  totalSteps: number,
+  warmupSteps: number,
+): Float64Array {
   const out = new Float64Array(totalSteps).fill(final);
   const warm = Math.min(warmupSteps, totalSteps);
-  for (let i = 0; i < warm; i++) out[i] = warm === 1 ? warmupValue : warmupValue + ((final - warmupValue) * i) / (warm - 1);
+  for (let i = 0; i < warm; i++)
+    out[i] = warm === 1 ? warmupValue : warmupValue + ((final - warmupValue) * i) / (warm - 1);
   return out;
 }

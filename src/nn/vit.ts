@@ -1,6 +1,6 @@
 // Vision Transformer (DINO's vision_transformer.py layout and state-dict names): patch embedding by a
 // strided conv, CLS token, learned position embedding interpolated to any grid, pre-norm blocks, final norm.
-import { type Tensor, cat, empty, interpolate, where, zeros } from '../engine/index.js';
+import { cat, empty, interpolate, type Tensor, where, zeros } from '../engine/index.js';
 import { Block } from './attention.js';
 import { truncNormal_ } from './init.js';
 import { Conv2d, LayerNorm } from './layers.js';
@@ -75,8 +75,13 @@ export class VisionTransformer extends Module {
     if (h === g && w === g) return this.posEmbed.alias();
     const D = this.cfg.dim;
     const clsPos = this.posEmbed.narrow(1, 0, 1);
-    const grid = this.posEmbed.narrow(1, 1, g * g).reshape(1, g, g, D).permute(0, 3, 1, 2);
-    const resized = interpolate(grid, [h, w], 'bicubic', false).permute(0, 2, 3, 1).reshape(1, h * w, D);
+    const grid = this.posEmbed
+      .narrow(1, 1, g * g)
+      .reshape(1, g, g, D)
+      .permute(0, 3, 1, 2);
+    const resized = interpolate(grid, [h, w], 'bicubic', false)
+      .permute(0, 2, 3, 1)
+      .reshape(1, h * w, D);
     return cat([clsPos, resized], 1);
   }
 

@@ -25,8 +25,16 @@ export interface LineChartOptions {
 
 /** Run colours (Tableau 10), shared by every chart and swatch of a report. */
 export const RUN_COLORS = [
-  '#4e79a7', '#f28e2b', '#e15759', '#76b7b2', '#59a14f',
-  '#edc948', '#b07aa1', '#ff9da7', '#9c755f', '#bab0ac',
+  '#4e79a7',
+  '#f28e2b',
+  '#e15759',
+  '#76b7b2',
+  '#59a14f',
+  '#edc948',
+  '#b07aa1',
+  '#ff9da7',
+  '#9c755f',
+  '#bab0ac',
 ];
 
 export function runColor(i: number): string {
@@ -72,7 +80,9 @@ export function fmtTick(v: number, step: number): string {
   if (a >= 1e4) return `${+(v / 1e3).toFixed(Math.max(0, -Math.floor(Math.log10(step / 1e3))))}k`;
   if (step < 1e-3) {
     const digits = Math.max(0, Math.floor(Math.log10(a)) - Math.floor(Math.log10(step)));
-    return v.toExponential(digits).replace(/e([+-])0*(\d)/, (_m, s: string, d: string) => `e${s === '-' ? '-' : ''}${d}`);
+    return v
+      .toExponential(digits)
+      .replace(/e([+-])0*(\d)/, (_m, s: string, d: string) => `e${s === '-' ? '-' : ''}${d}`);
   }
   return v.toFixed(Math.max(0, -Math.floor(Math.log10(step) + 1e-9)));
 }
@@ -160,9 +170,7 @@ export function lineChart(opts: LineChartOptions): string {
   const m = { l: 56, r: 14, t: 16 + (row + 1) * 16, b: 38 };
   const pw = W - m.l - m.r;
   const ph = H - m.t - m.b;
-  const parts: string[] = [
-    `<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" role="img">`,
-  ];
+  const parts: string[] = [`<svg class="chart" xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" role="img">`];
   for (const { s, x, row: r } of legend) {
     const y = 14 + r * 16;
     const label = s.name.length > 28 ? `${s.name.slice(0, 27)}…` : s.name;
@@ -232,11 +240,16 @@ export function lineChart(opts: LineChartOptions): string {
     parts.push(`<g class="series">`);
     if (smooth) {
       parts.push(`<path d="${toPath(pts)}" fill="none" stroke="${s.color}" stroke-width="1" opacity="0.2"/>`);
-      parts.push(`<path d="${toPath(decimate(ema(s.points), Math.ceil(pw), x0, x1))}" fill="none" stroke="${s.color}" stroke-width="1.8"${dashAttr(s.dash)}>${tip}</path>`);
+      parts.push(
+        `<path d="${toPath(decimate(ema(s.points), Math.ceil(pw), x0, x1))}" fill="none" stroke="${s.color}" stroke-width="1.8"${dashAttr(s.dash)}>${tip}</path>`,
+      );
     } else {
-      parts.push(`<path d="${toPath(pts)}" fill="none" stroke="${s.color}" stroke-width="1.8" stroke-linejoin="round"${dashAttr(s.dash)}>${tip}</path>`);
+      parts.push(
+        `<path d="${toPath(pts)}" fill="none" stroke="${s.color}" stroke-width="1.8" stroke-linejoin="round"${dashAttr(s.dash)}>${tip}</path>`,
+      );
     }
-    if (ok.length === 1) parts.push(`<circle cx="${r1(px(last[0]))}" cy="${r1(py(last[1]))}" r="3" fill="${s.color}"/>`);
+    if (ok.length === 1)
+      parts.push(`<circle cx="${r1(px(last[0]))}" cy="${r1(py(last[1]))}" r="3" fill="${s.color}"/>`);
     parts.push('</g>');
   }
   parts.push('</svg>');

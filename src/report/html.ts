@@ -75,7 +75,8 @@ function metricOrder(a: string, b: string): number {
 function curvesSection(runs: ReportRun[], st: Style[]): string {
   const keys = new Set<string>();
   for (const r of runs) {
-    for (const row of r.metrics ?? []) for (const [k, v] of Object.entries(row)) if (!X_KEYS.has(k) && typeof v === 'number') keys.add(k);
+    for (const row of r.metrics ?? [])
+      for (const [k, v] of Object.entries(row)) if (!X_KEYS.has(k) && typeof v === 'number') keys.add(k);
   }
   if (keys.size === 0) return '<p class="muted">No training metrics were logged.</p>';
   const byGroup = new Map<Group, string[]>();
@@ -111,7 +112,8 @@ function curvesSection(runs: ReportRun[], st: Style[]): string {
 // ---------- evaluation tables ----------
 
 const PROBE_ORDER = ['knn', 'linear', 'seg', 'parts', 'location'];
-const METRIC_RE = /(^|_)(top\d+|acc|accuracy|miou|iou|map|ap|gap|f1|auc|nmi|ari|loss|error|err|score|r2)(_|$)|^(map|ap|acc)\w*/i;
+const METRIC_RE =
+  /(^|_)(top\d+|acc|accuracy|miou|iou|map|ap|gap|f1|auc|nmi|ari|loss|error|err|score|r2)(_|$)|^(map|ap|acc)\w*/i;
 
 type Direction = 'max' | 'min' | null;
 function direction(path: string[]): Direction {
@@ -236,7 +238,9 @@ function perClassTables(runs: ReportRun[], kinds: string[], st: Style[]): string
   for (const { title, perRun, names } of found.values()) {
     const n = Math.max(...perRun.map((a) => a?.length ?? 0));
     const idx = runs.map((_, i) => i).filter((i) => perRun[i]);
-    out.push(`<h3>Per-class IoU: ${esc(title)}</h3><div class="scroll"><table class="perclass"><thead><tr><th>class</th>`);
+    out.push(
+      `<h3>Per-class IoU: ${esc(title)}</h3><div class="scroll"><table class="perclass"><thead><tr><th>class</th>`,
+    );
     for (const i of idx) out.push(`<th class="num">${swatch(st[i])}${esc(runs[i]?.name)}</th>`);
     out.push('</tr></thead><tbody>');
     for (let c = 0; c < n; c++) {
@@ -260,8 +264,14 @@ function evalSettings(runs: ReportRun[], kinds: string[], st: Style[]): string {
       for (const { path, value } of leaves(r.evals?.[kind] ?? {})) {
         const leaf = path[path.length - 1] ?? '';
         if ((typeof value === 'number' && METRIC_RE.test(leaf)) || /per_class_iou|class_names/.test(leaf)) continue;
-        const shown = Array.isArray(value) ? `[${value.length} values]` : typeof value === 'number' ? fmtNumber(value) : String(value);
-        rows.push(`<tr><td>${swatch(st[i])}${esc(r.name)}</td><td>${esc([kind, ...path].join(' · '))}</td><td>${esc(shown)}</td></tr>`);
+        const shown = Array.isArray(value)
+          ? `[${value.length} values]`
+          : typeof value === 'number'
+            ? fmtNumber(value)
+            : String(value);
+        rows.push(
+          `<tr><td>${swatch(st[i])}${esc(r.name)}</td><td>${esc([kind, ...path].join(' · '))}</td><td>${esc(shown)}</td></tr>`,
+        );
       }
     }
   });
@@ -298,7 +308,9 @@ async function picturesSection(runs: ReportRun[], st: Style[], size: number): Pr
     if (hasPca) head.push('PCA');
     if (hasPred) head.push('seg prediction');
     if (hasGt) head.push('seg ground truth');
-    out.push(`<div class="scroll"><table class="pics"><thead><tr><th></th>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>`);
+    out.push(
+      `<div class="scroll"><table class="pics"><thead><tr><th></th>${head.map((h) => `<th>${h}</th>`).join('')}</tr></thead><tbody>`,
+    );
     const classes = new Map<number, number>(); // class -> count, for the legend
     let maxClasses = 0;
     for (const [j, im] of images.entries()) {
@@ -307,8 +319,12 @@ async function picturesSection(runs: ReportRun[], st: Style[], size: number): Pr
         const a = im.attention?.[h];
         cells.push(a ? await tileHtml(() => heatMapTile(a, size), `image ${j + 1} head ${h + 1}`, size) : '');
       }
-      if (hasPca) cells.push(im.pca ? await tileHtml(() => rgbMapTile(im.pca as RgbMap, size), `image ${j + 1} PCA`, size) : '');
-      for (const [want, m, what] of [[hasPred, im.segPred, 'prediction'], [hasGt, im.segGt, 'ground truth']] as const) {
+      if (hasPca)
+        cells.push(im.pca ? await tileHtml(() => rgbMapTile(im.pca as RgbMap, size), `image ${j + 1} PCA`, size) : '');
+      for (const [want, m, what] of [
+        [hasPred, im.segPred, 'prediction'],
+        [hasGt, im.segGt, 'ground truth'],
+      ] as const) {
         if (!want) continue;
         if (m) {
           maxClasses = Math.max(maxClasses, m.classes);
@@ -327,11 +343,14 @@ async function picturesSection(runs: ReportRun[], st: Style[], size: number): Pr
 
 function segLegend(r: ReportRun, n: number, present: Map<number, number>): string {
   const names = findClassNames(r.evals?.seg);
-  const shown = n <= 32 ? Array.from({ length: n }, (_, c) => c) : [...present.keys()].filter((c) => c < n).sort((a, b) => a - b);
+  const shown =
+    n <= 32 ? Array.from({ length: n }, (_, c) => c) : [...present.keys()].filter((c) => c < n).sort((a, b) => a - b);
   const items = shown.map(
-    (c) => `<span class="${present.has(c) ? '' : 'absent'}"><span class="chip" style="background:${classColor(c)}"></span>${esc(names?.[c] ?? `class ${c}`)}</span>`,
+    (c) =>
+      `<span class="${present.has(c) ? '' : 'absent'}"><span class="chip" style="background:${classColor(c)}"></span>${esc(names?.[c] ?? `class ${c}`)}</span>`,
   );
-  if ([...present.keys()].some((c) => c >= n)) items.push(`<span><span class="chip" style="background:${IGNORE_COLOR}"></span>ignore</span>`);
+  if ([...present.keys()].some((c) => c >= n))
+    items.push(`<span><span class="chip" style="background:${IGNORE_COLOR}"></span>ignore</span>`);
   return `<div class="legend">${items.join('')}</div>`;
 }
 
@@ -361,14 +380,19 @@ function configSection(runs: ReportRun[], st: Style[]): string {
       out.push('<h3>Differences between runs</h3><div class="scroll"><table class="settings"><thead><tr><th>key</th>');
       out.push(...runs.map((r, i) => `<th>${swatch(st[i])}${esc(r.name)}</th>`));
       out.push('</tr></thead><tbody>');
-      for (const k of differ) out.push(`<tr><td><code>${esc(k)}</code></td>${flat.map((m) => `<td><code>${esc(m.get(k) ?? '–')}</code></td>`).join('')}</tr>`);
+      for (const k of differ)
+        out.push(
+          `<tr><td><code>${esc(k)}</code></td>${flat.map((m) => `<td><code>${esc(m.get(k) ?? '–')}</code></td>`).join('')}</tr>`,
+        );
       out.push('</tbody></table></div>');
     } else {
       out.push('<p class="muted">All runs share the same resolved config.</p>');
     }
   }
   runs.forEach((r, i) => {
-    out.push(`<details><summary>${swatch(st[i])}${esc(r.name)} — resolved config</summary><pre>${esc(safeJson(r.config ?? {}))}</pre></details>`);
+    out.push(
+      `<details><summary>${swatch(st[i])}${esc(r.name)} — resolved config</summary><pre>${esc(safeJson(r.config ?? {}))}</pre></details>`,
+    );
   });
   return out.join('\n');
 }
@@ -447,7 +471,10 @@ summary{cursor:pointer;font-weight:600}
 /** Renders runs into one self-contained HTML page. */
 export async function renderReport(runs: ReportRun[], opts: ReportOptions = {}): Promise<string> {
   const title = opts.title ?? 'Locus report';
-  const date = (opts.generatedAt ?? new Date()).toISOString().replace('T', ' ').replace(/\.\d+Z$/, ' UTC');
+  const date = (opts.generatedAt ?? new Date())
+    .toISOString()
+    .replace('T', ' ')
+    .replace(/\.\d+Z$/, ' UTC');
   const size = opts.tileSize ?? 96;
   const methods = [...new Set(runs.map((r) => r.method))];
   const st = runStyles(runs.map((r) => r.method));

@@ -69,6 +69,10 @@ const datasetSchema = z.discriminatedUnion('kind', [
     .strict(),
 ]);
 
+/** The probes of src/eval (listed here too: src/eval imports this module). */
+export const EVAL_KIND_NAMES = ['knn', 'linear', 'seg', 'parts', 'location'] as const;
+const probeOptions = z.record(z.string(), z.unknown()).default({});
+
 function baseSchema() {
   return z
     .object({
@@ -127,18 +131,17 @@ function baseSchema() {
         })
         .strict()
         .prefault({}),
+      // What `locus main` evaluates after pretraining: each probe's options as `locus eval KIND --set` takes
+      // them (src/eval defaults where not given; unknown options are errors when the probe runs).
       eval: z
         .object({
-          knn: z
-            .object({
-              k: int(1).default(20), // DINO eval_knn reports k=20
-              temperature: pos().default(0.07), // DINO T = 0.07
-              trainItems: int(1).default(10000), // Fashion-MNIST train items in the memory bank
-              testItems: int(1).default(2000), // Fashion-MNIST test items classified
-              batchSize: int(1).default(250),
-            })
-            .strict()
-            .prefault({}),
+          kinds: z.array(z.enum(EVAL_KIND_NAMES)).default([...EVAL_KIND_NAMES]),
+          randomInit: z.boolean().default(true), // also evaluate a random init of the same architecture
+          knn: probeOptions,
+          linear: probeOptions,
+          seg: probeOptions,
+          parts: probeOptions,
+          location: probeOptions,
         })
         .strict()
         .prefault({}),
@@ -254,6 +257,16 @@ function applyPreset(raw: Record<string, unknown>): Record<string, unknown> {
   return { ...raw, model: { dim: p.dim, depth: p.depth, heads: p.heads, ...model } };
 }
 
+/** The chosen method's optimiser defaults under the config's own `optim` values (which win). */
+function withMethodOptimDefaults(raw: Record<string, unknown>): Record<string, unknown> {
+  const name = raw.method ?? 'dino';
+  const defaults = typeof name === 'string' && name in METHODS ? METHODS[name]?.optimDefaults : undefined;
+  if (!defaults) return raw;
+  const optim = raw.optim;
+  if (optim !== undefined && (optim === null || typeof optim !== 'object' || Array.isArray(optim))) return raw;
+  return { ...raw, optim: { ...defaults, ...(optim as Record<string, unknown> | undefined) } };
+}
+
 /**
  * Validates a raw config (file contents merged with overrides) and fills every default. The result
  * holds the chosen method's options under its name; other methods' sections are checked, then dropped.
@@ -261,7 +274,7 @@ function applyPreset(raw: Record<string, unknown>): Record<string, unknown> {
 export function resolveConfig(raw: unknown = {}): Config {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw))
     throw new ConfigError('the config must be an object');
-  const input = applyPreset(raw as Record<string, unknown>);
+  const input = withMethodOptimDefaults(applyPreset(raw as Record<string, unknown>));
   const baseInput = Object.fromEntries(Object.entries(input).filter(([k]) => !(k in METHODS)));
   const base = parseOrThrow(baseSchema(), baseInput);
   const def = (() => {

@@ -5,8 +5,9 @@
 // after backward, gradients are flattened into ~bucketMb buckets, summed across ranks and divided by the
 // world size. No overlap with backward: the engine's backward() is one native call, so there is no hook
 // point between layers; buckets still cut the number of collectives to a handful per step.
+
+import { flattenGrads, noGrad, type Tensor, unflattenGrads } from '../engine/index.js';
 import { type Handle, native } from '../engine/native.js';
-import { type Tensor, flattenGrads, noGrad, unflattenGrads } from '../engine/index.js';
 import type { Collectives } from '../methods/method.js';
 import type { Module } from '../nn/index.js';
 
@@ -140,7 +141,15 @@ export class Distributed implements Collectives {
   /** Copies rank 0's parameters and buffers into every rank's module(s). */
   broadcastModules(modules: (Module | null)[]): void {
     const ts = modules.flatMap((m) => (m ? [...m.stateDict().values()] : []));
-    this.#collective(() => noGrad(() => native.pgBroadcast(this.#pg, ts.map((t) => t.handle), 0)));
+    this.#collective(() =>
+      noGrad(() =>
+        native.pgBroadcast(
+          this.#pg,
+          ts.map((t) => t.handle),
+          0,
+        ),
+      ),
+    );
   }
 
   barrier(): void {

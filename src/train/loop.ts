@@ -64,6 +64,8 @@ export interface TrainDist extends Collectives {
   rank: number;
   isMain: boolean;
   syncGradients(params: Tensor[]): void;
+  /** Seconds spent in gradient all-reduce so far (logged per step as allreduce_s). */
+  readonly allReduceSeconds?: number;
   broadcastModules(modules: (import('../nn/index.js').Module | null)[]): void;
 }
 
@@ -230,7 +232,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const hash = configHash(c);
   const params = method.student.parameters().filter((p) => p.requiresGrad);
   const clipMode = method.clip?.mode ?? 'per-tensor';
-  const clipNorm = method.clip?.maxNorm ?? c.optim.clip;
+  const clipNorm = method.clip === null ? 0 : (method.clip?.maxNorm ?? c.optim.clip);
   const nanAt = Number(process.env.LOCUS_TEST_NAN_AT_STEP ?? 0); // test hook: this step's loss becomes NaN
   const signalAt = Number(process.env.LOCUS_TEST_SIGNAL_AT_STEP ?? 0); // test hook: SIGTERM to self after this step
 
@@ -290,7 +292,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         manualSeed(deriveSeed(c.seed, STEP_STREAM, step, dist?.rank ?? 0)); // ranks draw different drop-path masks
         opt.setSchedule(info.lr, info.weightDecay);
         const tb = toTensors(batch);
-        const out = tidy(() => method.loss(tb, info));
+        const out = tidy(() => method.loss(tb, info, comm));
         dispose(tb.views);
         dispose(tb.extras);
         let loss = out.loss.item();
@@ -301,7 +303,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
         out.loss.backward();
         out.loss.dispose();
+        const reduce0 = dist?.allReduceSeconds ?? 0;
         dist?.syncGradients(params);
+        const reduceS = (dist?.allReduceSeconds ?? 0) - reduce0;
         if (clipNorm > 0) {
           if (clipMode === 'global') clipGradGlobal(params, clipNorm);
           else clipGradPerTensor(params, clipNorm);
@@ -331,6 +335,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
             images_per_s: imagesPerS,
             step_s: stepS,
             data_wait_s: (tStart - tWait) / 1000,
+            ...(dist ? { allreduce_s: reduceS } : {}),
             cpu_s: (cpu.user + cpu.system) / 1e6, // this process's CPU time (all threads): robust to other load
             elapsed_s: (tEnd - t0) / 1000,
           };
