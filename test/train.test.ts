@@ -240,4 +240,20 @@ describe('config', () => {
     assert.throws(() => loadConfig({ sets: ['optim'] }), /--set expects key=value/);
     assert.ok(!existsSync(join(tmp, 'runs')), 'config loading creates nothing');
   });
+
+  test("a method's own optimiser defaults replace DINO's; values the user gives still win", () => {
+    // SCRL's 200-epoch reference config (methods.md §4): LARS lr 0.45, cosine to 0, wd 1e-6, EMA 0.97, no clip
+    const s = resolveConfig({ method: 'scrl' }).optim;
+    assert.deepEqual(
+      [s.lr, s.minLr, s.weightDecay, s.weightDecayEnd, s.teacherMomentum, s.clip],
+      [0.45, 0, 1e-6, 1e-6, 0.97, 0],
+    );
+    assert.equal(s.batchSize, 64, 'fields the method does not set keep the shared defaults');
+    const u = loadConfig({ sets: ['method=scrl', 'optim.lr=0.2', 'optim.clip=1'] }).optim;
+    assert.deepEqual([u.lr, u.clip, u.weightDecay], [0.2, 1, 1e-6]);
+    const l = resolveConfig({ method: 'loca' }).optim;
+    assert.deepEqual([l.weightDecay, l.weightDecayEnd, l.lr], [0.1, 0.1, resolveConfig({}).optim.lr]);
+    const d = resolveConfig({}).optim;
+    assert.deepEqual([d.lr, d.weightDecay, d.weightDecayEnd, d.clip], [5e-4, 0.04, 0.4, 3], 'DINO keeps its own');
+  });
 });
