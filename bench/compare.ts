@@ -14,7 +14,7 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { EVAL_KINDS, runEval } from '../src/eval/index.js';
+import { EVAL_KINDS, runEval, vitConfigOf } from '../src/eval/index.js';
 import { meanStd } from '../src/eval/metrics.js';
 import { methodNames } from '../src/methods/index.js';
 import { collectRun } from '../src/report/collect.js';
@@ -460,15 +460,7 @@ async function main(): Promise<void> {
   const random: RunRecord[] = [];
   const first = records.find((r) => r.ok);
   if (first) {
-    const m = readRunConfig(first.dir).model;
-    const cfg = {
-      imgSize: m.imgSize,
-      patchSize: m.patchSize,
-      dim: m.dim,
-      depth: m.depth,
-      heads: m.heads,
-      mlpRatio: m.mlpRatio,
-    };
+    const cfg = vitConfigOf(readRunConfig(first.dir));
     for (const seed of a.seeds) {
       log(`random init seed ${seed}: evaluating`);
       const rec: RunRecord = { method: 'random', seed, dir: '', ok: true, evals: {}, evalS: {} };

@@ -1,10 +1,9 @@
 // `locus eval KIND --checkpoint PATH`: one frozen-feature probe (src/eval) on a checkpoint's eval
 // backbone, an exported backbone, or a random init of the same architecture.
 import type { Command } from 'commander';
-import { describeResult, EVAL_DEFAULTS, EVAL_KINDS, runDirFor, runEval } from '../eval/index.js';
-import type { VitConfig } from '../nn/index.js';
+import { describeResult, EVAL_DEFAULTS, EVAL_KINDS, runDirFor, runEval, vitConfigOf } from '../eval/index.js';
 import { checkpointConfig, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
-import { type Config, loadConfig, parseSet, setPath } from '../train/config.js';
+import { loadConfig, parseSet, setPath } from '../train/config.js';
 import { holdsRun, writeEval } from '../train/run.js';
 import { action, collect, printJson } from './common.js';
 
@@ -34,19 +33,6 @@ export function probeOptions(sets: string[]): Record<string, unknown> {
     o = setPath(o, path, value);
   }
   return o;
-}
-
-/** The backbone architecture of a run config (for a random init of the same model). */
-export function vitOf(c: Config): Partial<VitConfig> {
-  const m = c.model;
-  return {
-    imgSize: m.imgSize,
-    patchSize: m.patchSize,
-    dim: m.dim,
-    depth: m.depth,
-    heads: m.heads,
-    mlpRatio: m.mlpRatio,
-  };
 }
 
 export function registerEval(program: Command): void {
@@ -94,7 +80,7 @@ Examples:
           const config = ck ? checkpointConfig(ck) : loadConfig({ file: f.config });
           result = await runEval(kind, {
             checkpoint: `random:${seed}`,
-            randomConfig: vitOf(config),
+            randomConfig: vitConfigOf(config),
             options: { ...options, outDir: null },
           });
           if (f.save && ck && holdsRun(runDirOf(ck))) saved = writeEval(runDirOf(ck), `${kind}_random_init`, result);

@@ -1,10 +1,9 @@
 // `locus main` (npm start): pretrain the default, evaluate the trained eval backbone with every probe
 // (and a random init of the same architecture, the baseline it must beat), write the HTML report.
 import type { Command } from 'commander';
-import { describeResult, runEval } from '../eval/index.js';
+import { describeResult, runEval, vitConfigOf } from '../eval/index.js';
 import { writeEval } from '../train/run.js';
 import { action, printJson } from './common.js';
-import { vitOf } from './eval.js';
 import { addPretrainOptions, type PretrainFlags, runPretrain } from './pretrain.js';
 import { writeReport } from './report.js';
 
@@ -40,7 +39,7 @@ Examples:
           if (c.eval.randomInit) {
             const random = await runEval(kind, {
               checkpoint: `random:${c.seed}`,
-              randomConfig: vitOf(c),
+              randomConfig: vitConfigOf(c),
               options: { ...options, outDir: null },
             });
             writeEval(r.runDir, `${kind}_random_init`, random);

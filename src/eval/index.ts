@@ -9,7 +9,7 @@ import { loadMetadata, loadTensors } from '../engine/io.js';
 import type { Method } from '../methods/method.js';
 import { createVit, type VitConfig } from '../nn/index.js';
 import { disposeCheckpoint, loadCheckpoint, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
-import { resolveConfig } from '../train/config.js';
+import { type Config, resolveConfig } from '../train/config.js';
 import { buildMethod } from '../train/loop.js';
 import { holdsRun, runPaths, writeJsonAtomic } from '../train/run.js';
 import type { EvalContext } from './common.js';
@@ -168,6 +168,19 @@ export async function resolveBackbone(
   if (ck.endsWith('.safetensors') && existsSync(ck) && !('locus.checkpoint' in loadMetadata(ck)))
     return loadExportedBackbone(ck);
   return loadRunCheckpoint(ck);
+}
+
+/** The backbone architecture of a run config (for a random init of the same model). */
+export function vitConfigOf(c: Config): Partial<VitConfig> {
+  const m = c.model;
+  return {
+    imgSize: m.imgSize,
+    patchSize: m.patchSize,
+    dim: m.dim,
+    depth: m.depth,
+    heads: m.heads,
+    mlpRatio: m.mlpRatio,
+  };
 }
 
 /** A randomly initialised ViT (the "no pretraining" baseline); hash 'random-<seed>-<config hash>'. */
