@@ -93,9 +93,9 @@ write_safetensors(sys.argv[3], {'cls': cls.contiguous()})
 test('export refuses an unknown format with the allowed values', () => {
   const r = spawnSync(
     process.execPath,
-    [CLI, 'export', '--format', 'onnx', '--checkpoint', '/nonexistent', '--out', '/tmp/x'],
+    [CLI, 'export', '--format', 'tflite', '--checkpoint', '/nonexistent', '--out', '/tmp/x'],
     { encoding: 'utf8' },
   );
   assert.notEqual(r.status, 0);
-  assert.match(r.stderr, /allowed: safetensors/);
+  assert.match(r.stderr, /unknown --format tflite \(allowed: safetensors, onnx\)/);
 });
