@@ -596,7 +596,7 @@ static void defineOps(Napi::Env env, Napi::Object e) {
     auto out = Napi::Float64Array::New(env, ps.size());
     at::NoGradGuard ng;
     std::vector<at::Tensor> norms;
-    for (auto& p : ps) norms.push_back(p.grad().defined() ? p.grad().norm().to(at::kDouble) : at::zeros({}, at::kDouble));
+    for (auto& p : ps) norms.push_back(p.grad().defined() ? p.grad().norm().to(at::kDouble) : at::zeros({}, p.options().dtype(at::kDouble)));
     auto all = at::stack(norms).to(at::kCPU);
     std::memcpy(out.Data(), all.data_ptr<double>(), ps.size() * sizeof(double));
     return out;

@@ -69,7 +69,7 @@ export class Dropout extends Module {
 export function dropPath(x: Tensor, p: number, training: boolean): Tensor {
   if (p === 0 || !training) return x;
   const shape = [x.shape[0], ...x.shape.slice(1).map(() => 1)];
-  const keepMask = rand(shape).ge(p).to(x.dtype);
+  const keepMask = rand(shape, { device: x.device }).ge(p).to(x.dtype);
   return x.mul(keepMask).div(1 - p);
 }
 

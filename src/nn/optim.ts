@@ -48,8 +48,8 @@ export class AdamW extends Optimizer {
     readonly o: { beta1?: number; beta2?: number; eps?: number } = {},
   ) {
     super(groups);
-    this.expAvg = groups.map((g) => g.params.map((p) => keep(zeros(p.shape, { dtype: p.dtype }))));
-    this.expAvgSq = groups.map((g) => g.params.map((p) => keep(zeros(p.shape, { dtype: p.dtype }))));
+    this.expAvg = groups.map((g) => g.params.map((p) => keep(zeros(p.shape, { dtype: p.dtype, device: p.device }))));
+    this.expAvgSq = groups.map((g) => g.params.map((p) => keep(zeros(p.shape, { dtype: p.dtype, device: p.device }))));
   }
   step(): void {
     this.step_++;
@@ -83,7 +83,7 @@ export class SGD extends Optimizer {
     readonly o: { momentum?: number; nesterov?: boolean; trustCoef?: number; larsEps?: number } = {},
   ) {
     super(groups);
-    this.bufs = groups.map((g) => g.params.map((p) => keep(zeros(p.shape, { dtype: p.dtype }))));
+    this.bufs = groups.map((g) => g.params.map((p) => keep(zeros(p.shape, { dtype: p.dtype, device: p.device }))));
   }
   step(): void {
     this.step_++;

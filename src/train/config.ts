@@ -8,6 +8,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { cudaAvailable } from '../engine/index.js';
+import { buildFlags } from '../engine/native.js';
 import { getMethod, METHODS, methodNames } from '../methods/index.js';
 import { VIT_PRESETS } from '../nn/index.js';
 
@@ -128,6 +130,7 @@ function baseSchema() {
           printEvery: int(1).default(20), // plain progress line every N steps when stderr is not a TTY
           threads: int(1).nullable().default(null), // libtorch threads; null = all cores (or LOCUS_THREADS)
           progress: z.enum(['auto', 'bar', 'plain', 'none']).default('auto'), // auto: bar on a TTY, else plain lines
+          device: z.enum(['cpu', 'cuda', 'auto']).default('cpu'), // where training runs; auto: cuda when available
         })
         .strict()
         .prefault({}),
@@ -312,6 +315,24 @@ function checkConsistency(c: Config): void {
   if (dir && !existsSync(dir[1] as string)) throw new ConfigError(`${dir[0]} '${dir[1]}' does not exist`);
   const problem = getMethod(c.method).check?.(c[c.method], { imgSize: m.imgSize, patchSize: m.patchSize });
   if (problem) throw new ConfigError(problem);
+}
+
+/**
+ * The device train.device names on this machine: 'cpu', or 'cuda' ('auto' = cuda when available). Checked
+ * where training starts rather than in resolveConfig, so that a run trained on a GPU still loads (for eval,
+ * export, report) on a machine without one.
+ */
+export function resolveDevice(c: Config): 'cpu' | 'cuda' {
+  const d = c.train.device;
+  if (d === 'cpu') return 'cpu';
+  if (d === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
+  if (!buildFlags().cuda && !cudaAvailable())
+    throw new ConfigError("train.device is 'cuda' but this libtorch build has no CUDA (locus info shows the build)");
+  if (!cudaAvailable())
+    throw new ConfigError(
+      "train.device is 'cuda' but no CUDA device is available (this libtorch build has CUDA; locus info shows the build)",
+    );
+  return 'cuda';
 }
 
 // ---------------------------------------------------------------- files and overrides

@@ -1,5 +1,6 @@
-// Data-parallel training over libtorch's c10d (ProcessGroupGloo + TCPStore): gradient all-reduce in
-// buckets, parameter broadcast, and naming the rank that was lost when a collective fails.
+// Data-parallel training over libtorch's c10d (ProcessGroupGloo, or ProcessGroupNCCL in a CUDA build with
+// NCCL, + TCPStore): gradient all-reduce in buckets, parameter broadcast, and naming the rank that was lost
+// when a collective fails.
 //
 // libtorch's C++ API has no DistributedDataParallel, so the reducer is written here (thin, on the engine):
 // after backward, gradients are flattened into ~bucketMb buckets, summed across ranks and divided by the
@@ -7,7 +8,7 @@
 // point between layers; buckets still cut the number of collectives to a handful per step.
 
 import { flattenGrads, noGrad, type Tensor, unflattenGrads } from '../engine/index.js';
-import { type Handle, native } from '../engine/native.js';
+import { buildFlags, type DistBackend, type Handle, native } from '../engine/native.js';
 import type { Collectives } from '../methods/method.js';
 import type { Module } from '../nn/index.js';
 
@@ -19,21 +20,36 @@ export interface DistOptions {
   /** How long a collective (and the rendezvous) may wait for a silent peer. */
   timeoutMs: number;
   bucketMb?: number;
+  /** c10d backend; default: 'nccl' when `device` is cuda and the build has NCCL, else 'gloo'. */
+  backend?: DistBackend;
+  /** The run's device ('cpu', 'cuda', 'cuda:N'): decides the default backend. */
+  device?: string;
+  /** This process's index on its machine (LOCAL_RANK; default: rank): a cuda run uses device cuda:<localRank>. */
+  localRank?: number;
 }
 
-/** Reads the usual torch.distributed environment (RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT). */
+/** The backend for a run on `device`: NCCL for CUDA tensors when the build has it, else Gloo. */
+export function defaultBackend(device = 'cpu'): DistBackend {
+  return device.startsWith('cuda') && buildFlags().nccl ? 'nccl' : 'gloo';
+}
+
+/** Reads the usual torch.distributed environment (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT). */
 export function distFromEnv(env = process.env): DistOptions | null {
   const world = Number(env.WORLD_SIZE ?? 1);
   if (!(world > 1)) return null;
   const rank = Number(env.RANK ?? -1);
   if (!(Number.isInteger(rank) && rank >= 0 && rank < world))
     throw new Error(`distributed: RANK must be an integer in [0, ${world}) (got ${env.RANK})`);
+  const localRank = env.LOCAL_RANK === undefined ? rank : Number(env.LOCAL_RANK);
+  if (!(Number.isInteger(localRank) && localRank >= 0))
+    throw new Error(`distributed: LOCAL_RANK must be a non-negative integer (got ${env.LOCAL_RANK})`);
   return {
     rank,
     worldSize: world,
     masterAddr: env.MASTER_ADDR ?? '127.0.0.1',
     masterPort: Number(env.MASTER_PORT ?? 29500),
     timeoutMs: Number(env.LOCUS_DIST_TIMEOUT_MS ?? 60_000),
+    localRank,
   };
 }
 
@@ -51,6 +67,8 @@ export class LostRankError extends Error {
 export class Distributed implements Collectives {
   readonly rank: number;
   readonly worldSize: number;
+  readonly localRank: number;
+  readonly backend: DistBackend;
   readonly #pg: Handle;
   readonly #bucketElems: number;
   /** Seconds spent in gradient all-reduce (for the overhead benchmark). */
@@ -59,8 +77,14 @@ export class Distributed implements Collectives {
   constructor(readonly o: DistOptions) {
     this.rank = o.rank;
     this.worldSize = o.worldSize;
+    this.localRank = o.localRank ?? o.rank;
+    this.backend = o.backend ?? defaultBackend(o.device);
+    if (this.backend === 'nccl' && !buildFlags().nccl)
+      throw new Error(
+        "distributed: backend 'nccl' is not in this build: the addon was built without NCCL (it needs a CUDA libtorch with NCCL; locus info shows the build); use backend 'gloo'",
+      );
     try {
-      this.#pg = native.pgInit(o.rank, o.worldSize, o.masterAddr, o.masterPort, o.timeoutMs);
+      this.#pg = native.pgInit(o.rank, o.worldSize, o.masterAddr, o.masterPort, o.timeoutMs, this.backend);
     } catch (e) {
       throw new Error(
         `distributed: rank ${o.rank} could not join ${o.masterAddr}:${o.masterPort} (world ${o.worldSize}) within ${o.timeoutMs} ms: ${(e as Error).message.split('\n')[0]}`,

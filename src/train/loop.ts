@@ -11,6 +11,7 @@ import { Loader, type LoaderOptions } from '../data/loader.js';
 import { deriveSeed } from '../data/rng.js';
 import {
   dispose,
+  engineInfo,
   getRngState,
   manualSeed,
   scalar,
@@ -38,7 +39,7 @@ import {
   pruneCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
-import { type Config, configHash, peakLr, warmupSteps } from './config.js';
+import { type Config, configHash, peakLr, resolveDevice, warmupSteps } from './config.js';
 import type { Progress } from './progress.js';
 import { appendMetrics, type MetricsRow, type RunPaths } from './run.js';
 import { type StopFlag, yieldToEventLoop } from './signals.js';
@@ -62,6 +63,8 @@ export class NonFiniteLossError extends Error {
 /** Data-parallel hooks (src/train/distributed.ts's Distributed fits); absent = one process. */
 export interface TrainDist extends Collectives {
   rank: number;
+  /** This process's index on its machine (default: rank): a cuda run uses cuda:<localRank>. */
+  localRank?: number;
   isMain: boolean;
   syncGradients(params: Tensor[]): void;
   /** Seconds spent in gradient all-reduce so far (logged per step as allreduce_s). */
@@ -165,10 +168,21 @@ function restoreOptimizer(opt: Optimizer, saved: Map<string, Tensor>, step: numb
 
 const num = (v: number | Tensor): number => (typeof v === 'number' ? v : v.item());
 
+/** The device this process trains on: train.device resolved, and cuda:<local rank> with several processes. */
+export function trainDevice(c: Config, dist?: TrainDist | null): string {
+  const d = resolveDevice(c);
+  if (d === 'cpu' || !dist || dist.worldSize === 1) return d;
+  const local = dist.localRank ?? dist.rank;
+  const count = engineInfo().cudaDevices;
+  if (local >= count)
+    throw new Error(`local rank ${local} needs device cuda:${local}, but this machine has ${count} CUDA device(s)`);
+  return `cuda:${local}`;
+}
+
 /** With several ranks, all stop at the same step if any of them got a signal (else the others would hang). */
-function stopAgreed(local: boolean, dist: TrainDist | null): boolean {
+function stopAgreed(local: boolean, dist: TrainDist | null, device: string): boolean {
   if (!dist || dist.worldSize === 1) return local;
-  const t = scalar(local ? 1 : 0);
+  const t = scalar(local ? 1 : 0, { device }); // on the run's device: NCCL reduces CUDA tensors only
   dist.allReduceMean(t);
   const any = t.item() > 0;
   t.dispose();
@@ -182,8 +196,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const isMain = dist?.isMain ?? true;
   const comm: Collectives = dist ?? { worldSize: 1, allReduceMean: () => {} };
   if (c.train.threads) setNumThreads(c.train.threads);
+  const device = trainDevice(c, dist);
 
   const method = buildMethod(c);
+  if (device !== 'cpu') {
+    // Parameters and buffers move in place (before the optimizer is built; a resume copies into them).
+    method.student.to(undefined, device);
+    method.teacher?.to(undefined, device);
+  }
   const opt = buildOptimizer(method, c);
   const total = c.optim.steps;
   const lrs = cosineSchedule(peakLr(c, world), c.optim.minLr, total, warmupSteps(c));
@@ -291,7 +311,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         };
         manualSeed(deriveSeed(c.seed, STEP_STREAM, step, dist?.rank ?? 0)); // ranks draw different drop-path masks
         opt.setSchedule(info.lr, info.weightDecay);
-        const tb = toTensors(batch);
+        const tb = toTensors(batch, device);
         const out = tidy(() => method.loss(tb, info, comm));
         dispose(tb.views);
         dispose(tb.extras);
@@ -350,7 +370,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         if (signalAt === step) process.kill(process.pid, 'SIGTERM');
         if (step >= total) break outer;
         await yieldToEventLoop(); // signal handlers run here
-        if (stopAgreed(o.stop.requested, dist)) {
+        if (stopAgreed(o.stop.requested, dist, device)) {
           stopped = true;
           break outer;
         }

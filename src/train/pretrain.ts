@@ -8,6 +8,7 @@ import {
   configDiff,
   configHash,
   loadConfig,
+  resolveDevice,
   trainingPart,
 } from './config.js';
 import { type TrainDist, type TrainResult, train } from './loop.js';
@@ -117,6 +118,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
   } else {
     config = loadConfig(o.sources);
     await checkData(config);
+    resolveDevice(config); // a refused device fails before the run directory exists
     dir = o.out ?? defaultRunDir(config.method);
     if (isMain) createRun(dir, config);
   }
