@@ -12,7 +12,7 @@ import type { Box, ViewGeometry } from '../src/data/types.js';
 import { makeViews } from '../src/data/views.js';
 import { buildBatch, collate } from '../src/data/worker.js';
 import { cat, manualSeed, noGrad, tensor, tidy } from '../src/engine/index.js';
-import { Gtsa, gtsaPairLosses, gtsaSchema, rotateQuarter } from '../src/methods/gtsa.js';
+import { Gtsa, gtsaPairLosses, gtsaSchema, rotateQuarter, unitStd } from '../src/methods/gtsa.js';
 import type { MethodContext, StepInfo } from '../src/methods/method.js';
 import { roiAlign } from '../src/methods/roi.js';
 import { AdamW, clipGradPerTensor, cosineSchedule, decayGroups, type VitConfig } from '../src/nn/index.js';
@@ -314,15 +314,20 @@ test('gtsa: rotation labels follow each view, total = crop + λ_pc·pc + 0.5·ro
         Object.entries(out.logs).map(([k, v]) => [k, typeof v === 'number' ? v : v.item()]),
       );
       // Independent recomputation of the rotation loss: logits of each view's mean patch token, labels from view_rotation [B, V].
-      const logits = noGrad(() =>
-        m.student.rotHead.forward(
-          cat(
-            m.student.encode(batch.views).tokens.map((t) => t.mean(1)),
-            0,
-          ),
+      const pooled = noGrad(() =>
+        cat(
+          m.student.encode(batch.views).tokens.map((t) => t.mean(1)),
+          0,
         ),
-      ).toNumbers();
-      return { loss: out.loss.item(), logs, logits, rot: batch.extras.view_rotation?.toNumbers() as number[] };
+      );
+      const logits = noGrad(() => m.student.rotHead.forward(pooled)).toNumbers();
+      return {
+        loss: out.loss.item(),
+        logs,
+        logits,
+        pooled: pooled.toNumbers(),
+        rot: batch.extras.view_rotation?.toNumbers() as number[],
+      };
     });
     const V = 10;
     let ce = 0;
@@ -343,7 +348,38 @@ test('gtsa: rotation labels follow each view, total = crop + λ_pc·pc + 0.5·ro
     const want = r.logs.crop_loss + lambda * r.logs.pc_loss + 0.5 * r.logs.rot_loss;
     assert.ok(Math.abs(r.loss - want) < 1e-4, `total ${r.loss} vs ${want}`);
     assert.ok(r.logs.pc_loss < 0 && r.logs.pc_loss >= -1);
+    // feat_std: the 2·B global rows (view-major) of the pooled tokens, L2-normalised, per-channel unbiased std,
+    // mean over channels × √D.
+    const D = VIT.dim;
+    const rows = Array.from({ length: 2 * B }, (_, i) => {
+      const x = r.pooled.slice(i * D, (i + 1) * D);
+      const n = Math.sqrt(x.reduce((a, v) => a + v * v, 0));
+      return x.map((v) => v / n);
+    });
+    let sd = 0;
+    for (let c = 0; c < D; c++) {
+      const col = rows.map((x) => x[c] as number);
+      const mu = col.reduce((a, v) => a + v, 0) / col.length;
+      sd += Math.sqrt(col.reduce((a, v) => a + (v - mu) ** 2, 0) / (col.length - 1));
+    }
+    const featStd = (sd / D) * Math.sqrt(D);
+    assert.ok(Math.abs(r.logs.feat_std - featStd) < 1e-4, `feat_std ${r.logs.feat_std} vs ${featStd}`);
   }
+});
+
+test('unitStd (the collapse indicators feat_std / teacher_std): 0 for one direction, 1 for orthogonal or opposite unit vectors', () => {
+  // [N, C, 1, 1] rows. (3, 4) and (6, 8) normalise to the same (0.6, 0.8): per-channel std 0.
+  const one = unitStd(tensor([3, 4, 6, 8, 0.3, 0.4], [3, 2, 1, 1], { dtype: 'float64' })).item();
+  assert.ok(Math.abs(one) < 1e-12, `collapsed: ${one}`);
+  // (1, 0), (0, 5) → (1, 0), (0, 1): each channel holds {1, 0}, unbiased std √½; mean √½ × √2 = 1.
+  const orth = unitStd(tensor([1, 0, 0, 5], [2, 2, 1, 1], { dtype: 'float64' })).item();
+  assert.ok(Math.abs(orth - 1) < 1e-12, `orthogonal: ${orth}`);
+  // (2, 0), (−1, 0): channel 0 holds {1, −1}, std √2; channel 1 std 0; mean √2/2 × √2 = 1.
+  const opp = unitStd(tensor([2, 0, -1, 0], [2, 2, 1, 1], { dtype: 'float64' })).item();
+  assert.ok(Math.abs(opp - 1) < 1e-12, `opposite: ${opp}`);
+  // Locations of a [B, C, h, w] map count as rows: one sample whose 2 locations are (1, 0) and (0, 1) → 1.
+  const map = unitStd(tensor([1, 0, 0, 1], [1, 2, 1, 2], { dtype: 'float64' })).item();
+  assert.ok(Math.abs(map - 1) < 1e-12, `map locations: ${map}`);
 });
 
 test('gtsa: the teacher starts as a copy of the student encoder + projector and has no gradients', () => {
