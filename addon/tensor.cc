@@ -7,6 +7,9 @@
 #include <atomic>
 
 #include "handle.h"
+#ifdef LOCUS_CUDA
+#include <ATen/cuda/CUDAGeneratorImpl.h>
+#endif
 
 namespace lx {
 
@@ -122,6 +125,16 @@ static c10::optional<at::Tensor> optT(const Napi::Value& v) {
 }
 static std::string str(const Napi::Value& v, const char* dflt) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : dflt; }
 // dims argument: undefined/null → all dims
+// The default random generator of the device named by info[arg] ('cpu' when absent).
+static at::Generator defaultGenerator(const Napi::CallbackInfo& info, size_t arg) {
+  at::Device d = info.Length() > arg && info[arg].IsString() ? deviceOf(info[arg]) : at::Device(at::kCPU);
+  if (d.is_cpu()) return at::detail::getDefaultCPUGenerator();
+#ifdef LOCUS_CUDA
+  if (d.is_cuda()) return at::cuda::detail::getDefaultCUDAGenerator(d.has_index() ? d.index() : -1);
+#endif
+  throw std::runtime_error("no default random generator for device '" + d.str() + "' in this build");
+}
+
 static bool hasDims(const Napi::Value& v) { return !(v.IsUndefined() || v.IsNull()); }
 
 static Napi::Value wrapPair(Napi::Env env, std::tuple<at::Tensor, at::Tensor> p) {
@@ -173,9 +186,10 @@ static void defineOps(Napi::Env env, Napi::Object e) {
   DEF("setNumThreads", { at::set_num_threads((int)i64(info[0], 1)); return env.Undefined(); });
   DEF("getNumThreads", { return Napi::Number::New(env, at::get_num_threads()); });
   DEF("manualSeed", { torch::manual_seed((uint64_t)i64(info[0], 0)); return env.Undefined(); });
-  DEF("getRngState", { return wrap(env, at::detail::getDefaultCPUGenerator().get_state()); });
+  // The default generator's state: 'cpu' (default) or 'cuda:N' (stochastic depth and masks drawn on a GPU).
+  DEF("getRngState", { return wrap(env, defaultGenerator(info, 0).get_state()); });
   DEF("setRngState", {
-    auto gen = at::detail::getDefaultCPUGenerator();
+    auto gen = defaultGenerator(info, 1);
     gen.set_state(A(0));
     return env.Undefined();
   });

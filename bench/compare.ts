@@ -5,7 +5,10 @@
 // and one HTML report of all runs.
 //
 // Usage: node dist/bench/compare.js [--steps N] [--seeds 0,1] [--methods dino,loca,...] [--evals knn,seg,...]
-//        [--out DIR] [--md FILE] [--html FILE] [--set key=value ...] [--mini] [--fresh] [--no-report]
+//        [--out DIR] [--md FILE] [--html FILE] [--set key=value ...] [--mini] [--fresh] [--no-report] [--no-random]
+//        node dist/bench/compare.js --from A.json,B.json [--md FILE]
+// Every run also writes its records next to the table (COMPARISON.json); --from renders one table from
+// several such files (seeds or methods run on different machines or in several sittings), running nothing.
 // --mini: CI miniature (2 methods, 1 seed, a few steps, a small model, tiny probes; ~1–2 min).
 // Runs are reused when their directory already holds a finished run of the same steps (--fresh: redo).
 import { execFileSync, spawnSync } from 'node:child_process';
@@ -14,12 +17,14 @@ import { availableParallelism, cpus, loadavg, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cudaAvailable } from '../src/engine/index.js';
 import { EVAL_KINDS, runEval, vitConfigOf } from '../src/eval/index.js';
 import { meanStd } from '../src/eval/metrics.js';
 import { methodNames } from '../src/methods/index.js';
 import { collectRun } from '../src/report/collect.js';
 import { type ReportRun, renderReport } from '../src/report/html.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
+import { type Config, loadConfig } from '../src/train/config.js';
 import { readMetrics, readRunConfig } from '../src/train/run.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist/bench → repository root
@@ -66,6 +71,8 @@ interface Args {
   sets: string[];
   mini: boolean;
   fresh: boolean;
+  random: boolean;
+  from: string[];
 }
 
 function parse(): Args {
@@ -82,6 +89,8 @@ function parse(): Args {
       mini: { type: 'boolean', default: false },
       fresh: { type: 'boolean', default: false },
       'no-report': { type: 'boolean', default: false },
+      'no-random': { type: 'boolean', default: false }, // no random-init row (another sitting evaluates it)
+      from: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -129,6 +138,8 @@ function parse(): Args {
     sets,
     mini,
     fresh: values.fresh ?? false,
+    random: !values['no-random'],
+    from: list(values.from, []).map((f) => resolve(f)),
   };
 }
 
@@ -331,7 +342,15 @@ function machine(): string {
   } catch {
     // keep os.cpus()'s name
   }
-  return `${availableParallelism()} cores (nproc), ${model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM, Node ${process.version}`;
+  let gpu = '';
+  if (cudaAvailable())
+    try {
+      const names = execFileSync('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'], { encoding: 'utf8' });
+      gpu = `, GPU: ${names.trim().split('\n').join(' + ')}`;
+    } catch {
+      gpu = ', a CUDA GPU';
+    }
+  return `${availableParallelism()} cores (nproc), ${model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB RAM${gpu}, Node ${process.version}`;
 }
 
 function markdown(
@@ -341,6 +360,8 @@ function markdown(
   startLoad: number[],
   totalS: number,
   command: string,
+  host: string = machine(),
+  cfg: Config | null = records.find((r) => r.ok) ? readRunConfig(records.find((r) => r.ok)?.dir as string) : null,
 ): string {
   const groups = new Map<string, RunRecord[]>();
   for (const r of records) groups.set(r.method, [...(groups.get(r.method) ?? []), r]);
@@ -370,7 +391,6 @@ function markdown(
             ),
       ).join(' | ')} |`,
     );
-  const cfg = records.find((r) => r.ok) ? readRunConfig(records.find((r) => r.ok)?.dir as string) : null;
   const model = cfg ? (cfg.model as Record<string, unknown>) : {};
   const optim = cfg ? (cfg.optim as Record<string, unknown>) : {};
   const failed = records.filter((r) => !r.ok);
@@ -390,7 +410,7 @@ function markdown(
     '',
     `- Command: \`${command}\``,
     `- Methods: ${a.methods.join(', ')}; seeds: ${a.seeds.join(', ')}; same budget for all: ${a.steps} steps, batch ${optim.batchSize ?? '?'}, model dim ${model.dim ?? '?'} depth ${model.depth ?? '?'} heads ${model.heads ?? '?'}, patch ${model.patchSize ?? '?'}, input ${model.imgSize ?? '?'} px, data: Fashion-MNIST scenes (64 px)${a.sets.length ? `; overrides: ${a.sets.join(' ')}` : ''}`,
-    `- Machine: ${machine()}; load average at start ${startLoad.map((x) => x.toFixed(1)).join(' / ')} (other jobs on the machine slow every number in s/step)`,
+    `- Machine: ${host}; load average at start ${startLoad.map((x) => x.toFixed(1)).join(' / ')} (other jobs on the machine slow every number in s/step)`,
     `- Probes (defaults of \`src/eval\`, every hyper-parameter in each run's \`evals/*.json\`): ${a.evals.join(', ')}; median eval time per run: ${evalTimes.join(', ')}`,
     '',
     'Cells: mean ± sample standard deviation over seeds, in % (s/step in seconds, median over steps). k-NN/linear: Fashion-MNIST items (object level); seg: linear probe on frozen patch tokens, scenes; part/object: the part-aware protocol on the part-structured set (mIoU of frozen linear part-type / object-class segmentation; acc: linear classifier on keypoint-centred part crops / object crops; mAP: part retrieval with mean-patch features); location: patch grid position from the token.',
@@ -416,8 +436,74 @@ function markdown(
   ].join('\n');
 }
 
+/** What a comparison run leaves beside its table, for --from. */
+interface SavedComparison {
+  command: string;
+  machine: string;
+  startLoad: number[];
+  totalS: number;
+  steps: number;
+  seeds: number[];
+  methods: string[];
+  evals: string[];
+  sets: string[];
+  records: RunRecord[];
+  random: RunRecord[];
+}
+
+const recordsPath = (md: string) => md.replace(/\.md$/, '') + '.json';
+
+/** One table from several saved comparisons: same steps and overrides, records concatenated. */
+function merge(a: Args): void {
+  const saved = a.from.map((f) => JSON.parse(readFileSync(f, 'utf8')) as SavedComparison);
+  const first = saved[0];
+  if (!first) throw new Error('--from: no files');
+  for (const [i, s] of saved.entries())
+    if (s.steps !== first.steps || s.sets.join(' ') !== first.sets.join(' '))
+      throw new Error(
+        `--from: ${a.from[i]} ran ${s.steps} steps with '${s.sets.join(' ')}', ${a.from[0]} ${first.steps} with '${first.sets.join(' ')}': not one budget`,
+      );
+  const union = <T>(xs: T[][]) => [...new Set(xs.flat())];
+  const rank = (m: string) => (ALL_METHODS.includes(m) ? ALL_METHODS.indexOf(m) : ALL_METHODS.length);
+  const methods = union(saved.map((s) => s.methods)).sort((x, y) => rank(x) - rank(y));
+  // records of one method together, in method order
+  const records = methods.flatMap((m) => saved.flatMap((s) => s.records.filter((r) => r.method === m)));
+  const merged: Args = {
+    ...a,
+    steps: first.steps,
+    seeds: union(saved.map((s) => s.seeds)).sort((x, y) => x - y),
+    methods,
+    evals: union(saved.map((s) => s.evals)),
+    sets: first.sets,
+    html: null,
+    mini: false,
+  };
+  const machines = union(saved.map((s) => [s.machine]));
+  const md = markdown(
+    merged,
+    records,
+    // one random-init row per seed (several files may each have evaluated it)
+    [...new Map(saved.flatMap((s) => s.random).map((r) => [r.seed, r])).values()],
+    first.startLoad,
+    saved.reduce((t, s) => t + s.totalS, 0),
+    saved.map((s) => s.command).join(' ; '),
+    machines.join('; '),
+    loadConfig({ steps: first.steps, sets: first.sets }), // the run directories may be elsewhere
+  );
+  // the sittings may have run side by side: their minutes add up to more than the wall time
+  writeFileSync(
+    a.md,
+    md.replace(
+      /by `bench\/compare.ts` in ([0-9.]+) min/,
+      `by \`bench/compare.ts --from\` from ${saved.length} saved sittings ($1 min added up)`,
+    ),
+  );
+  log(`wrote ${relative(process.cwd(), a.md)} from ${a.from.length} files`);
+}
+
 async function main(): Promise<void> {
   const a = parse();
+  if (a.from.length > 0) return merge(a);
   const startLoad = loadavg();
   const t0 = performance.now();
   const command = `npm run compare -- ${process.argv.slice(2).join(' ')}`.trim();
@@ -459,7 +545,7 @@ async function main(): Promise<void> {
   // The untrained baseline: the same architecture, random weights, one per seed.
   const random: RunRecord[] = [];
   const first = records.find((r) => r.ok);
-  if (first) {
+  if (first && a.random) {
     const cfg = vitConfigOf(readRunConfig(first.dir));
     for (const seed of a.seeds) {
       log(`random init seed ${seed}: evaluating`);
@@ -486,6 +572,20 @@ async function main(): Promise<void> {
   const totalS = (performance.now() - t0) / 1000;
   mkdirSync(resolve(a.md, '..'), { recursive: true });
   writeFileSync(a.md, markdown(a, records, random, startLoad, totalS, command));
+  const saved: SavedComparison = {
+    command,
+    machine: machine(),
+    startLoad,
+    totalS,
+    steps: a.steps,
+    seeds: a.seeds,
+    methods: a.methods,
+    evals: a.evals,
+    sets: a.sets,
+    records,
+    random,
+  };
+  writeFileSync(recordsPath(a.md), `${JSON.stringify(saved)}\n`);
   log(`wrote ${relative(process.cwd(), a.md)} (${(totalS / 60).toFixed(1)} min)`);
   const summaryJson = {
     md: a.md,

@@ -2,11 +2,11 @@
 import { type Command, Option } from 'commander';
 import { METHODS, methodNames } from '../methods/index.js';
 import type { ConfigSources } from '../train/config.js';
-import { loadConfig } from '../train/config.js';
+import { loadConfig, resolveDevice } from '../train/config.js';
 import { Distributed, distFromEnv } from '../train/distributed.js';
 import { launchLocal } from '../train/launch.js';
 import { type PretrainResult, pretrain } from '../train/pretrain.js';
-import { defaultRunDir } from '../train/run.js';
+import { defaultRunDir, readRunConfig } from '../train/run.js';
 import { action, collect, parseIntOption, printJson } from './common.js';
 
 export interface PretrainFlags {
@@ -29,7 +29,7 @@ export function addPretrainOptions(cmd: Command): Command {
     .option('--config <file>', 'config file (JSON or YAML)')
     .option('--set <key=value>', 'override a config field by dotted path (repeatable; JSON values)', collect, [])
     .option('--resume <dir>', 'continue the run in <dir> exactly from its latest checkpoint')
-    .option('--nproc <n>', 'data-parallel processes on this machine (c10d Gloo)', parseIntOption(1), 1)
+    .option('--nproc <n>', 'data-parallel processes on this machine (c10d: Gloo, NCCL on cuda)', parseIntOption(1), 1)
     .option('--seed <n>', 'run seed (seed)', parseIntOption(0))
     .option('--json', 'print one JSON object with the results as the last line');
 }
@@ -57,7 +57,9 @@ export async function runPretrain(f: PretrainFlags): Promise<PretrainResult | nu
     return launchLocal(process.argv[1] as string, rankArgs(process.argv.slice(2), out), f.nproc);
   }
   const d = distFromEnv();
-  const dist = d ? new Distributed(d) : null;
+  // The run's device picks the c10d backend (NCCL for CUDA tensors when the build has it, else Gloo).
+  const device = d ? resolveDevice(loadConfig(sources(f), f.resume ? readRunConfig(f.resume) : undefined)) : 'cpu';
+  const dist = d ? new Distributed({ ...d, device }) : null;
   try {
     const r = await pretrain({ sources: sources(f), out: f.out, resume: f.resume, dist });
     if (dist && !dist.isMain) return r;

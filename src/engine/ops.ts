@@ -237,12 +237,13 @@ export function adaptiveAvgPool2d(x: Tensor, size: [number, number]): Tensor {
 export function manualSeed(seed: number): void {
   native.manualSeed(seed);
 }
-/** The global CPU generator's state (a uint8 tensor), for exact resume. */
-export function getRngState(): Tensor {
-  return w(native.getRngState());
+/** The default random generator's state on `device` ('cpu', or 'cuda' / 'cuda:N' in a CUDA build), a uint8
+ * tensor, for exact resume. */
+export function getRngState(device = 'cpu'): Tensor {
+  return w(native.getRngState(device));
 }
-export function setRngState(state: Tensor): void {
-  native.setRngState(state.handle);
+export function setRngState(state: Tensor, device = 'cpu'): void {
+  native.setRngState(state.handle, device);
 }
 export function cudaAvailable(): boolean {
   return native.cudaAvailable();

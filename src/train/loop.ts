@@ -239,6 +239,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     restoreOptimizer(opt, r.optim, r.info.optimizerStep);
     const rng = r.rng.get('cpu');
     if (rng) setRngState(rng);
+    // stochastic depth and masks drawn on a GPU come from its generator (absent when the run switches device)
+    const cudaRng = r.rng.get('cuda');
+    if (cudaRng && device.startsWith('cuda')) setRngState(cudaRng, device);
     step = r.info.step;
     lastCheckpoint = r.path;
     lastLoss = r.info.loss;
@@ -270,7 +273,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       loss: lastLoss,
       savedAt: new Date().toISOString(),
     };
-    const rng = getRngState();
+    const rng = new Map([['cpu', getRngState()]]);
+    if (device.startsWith('cuda')) rng.set('cuda', getRngState(device));
     try {
       return saveCheckpoint(
         o.run.checkpoints,
@@ -278,13 +282,13 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           student: method.student.stateDict(),
           teacher: method.teacher?.stateDict() ?? null,
           optim: opt.stateTensors(),
-          rng: new Map([['cpu', rng]]),
+          rng,
         },
         info,
         c,
       );
     } finally {
-      rng.dispose();
+      for (const t of rng.values()) t.dispose();
     }
   };
 
