@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { TINY_DINO } from './fixtures/tiny.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin/locus.js');
@@ -26,12 +27,7 @@ function locus(args: string[]) {
 const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>;
 
 const TINY = [
-  'model.depth=1',
-  'model.dim=32',
-  'model.heads=2',
-  'dino.outDim=64',
-  'dino.hiddenDim=64',
-  'dino.bottleneckDim=32',
+  ...TINY_DINO,
   'optim.batchSize=8',
   'data.dataset.length=32',
   'data.dataset.size=32',

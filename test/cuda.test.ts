@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { cudaAvailable, manualSeed, randn, tidy } from '../src/engine/index.js';
 import { methodNames } from '../src/methods/index.js';
 import { createVit } from '../src/nn/index.js';
+import { TINY_DINO } from './fixtures/tiny.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin/locus.js');
@@ -63,12 +64,7 @@ test('ViT forward and backward on cuda match the cpu', { skip }, () => {
 });
 
 const TINY = [
-  'model.depth=1',
-  'model.dim=32',
-  'model.heads=2',
-  'dino.outDim=64',
-  'dino.hiddenDim=64',
-  'dino.bottleneckDim=32',
+  ...TINY_DINO,
   'optim.batchSize=8',
   'data.dataset.length=32',
   'data.dataset.size=32',

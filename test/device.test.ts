@@ -15,6 +15,7 @@ import { ConfigError, configHash, resolveConfig, resolveDevice } from '../src/tr
 import { Distributed, defaultBackend, distFromEnv } from '../src/train/distributed.js';
 import { freePort } from '../src/train/launch.js';
 import { trainDevice } from '../src/train/loop.js';
+import { TINY_DINO } from './fixtures/tiny.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin/locus.js');
@@ -138,12 +139,7 @@ describe('c10d backend', () => {
 test('a 2-step training run with train.device=auto', () => {
   const out = join(tmp, 'auto');
   const sets = [
-    'model.depth=1',
-    'model.dim=32',
-    'model.heads=2',
-    'dino.outDim=64',
-    'dino.hiddenDim=64',
-    'dino.bottleneckDim=32',
+    ...TINY_DINO,
     'optim.batchSize=8',
     'data.dataset.length=16',
     'data.dataset.size=32',

@@ -13,6 +13,7 @@ import { manualSeed, noGrad, randn, setNumThreads } from '../src/engine/index.js
 import { loadRunCheckpoint } from '../src/eval/index.js';
 import { createVit, type VisionTransformer } from '../src/nn/vit.js';
 import { exportOnnx } from '../src/train/export_onnx.js';
+import { TINY_DINO } from './fixtures/tiny.js';
 
 setNumThreads(1);
 manualSeed(0);
@@ -91,17 +92,10 @@ test('exported ViT runs in onnxruntime-web and matches forward() for batches of 
 test('locus export --format onnx: a checkpoint runs in onnxruntime-web like its evaluated backbone', async (t) => {
   const env = { ...process.env, LOCUS_THREADS: '1', MALLOC_ARENA_MAX: '1' };
   const run = join(tmp, 'run');
-  const tiny = [
-    'model.depth=1',
-    'model.dim=32',
-    'model.heads=2',
-    'dino.outDim=64',
-    'dino.hiddenDim=64',
-    'dino.bottleneckDim=32',
-    'optim.batchSize=8',
-    'data.dataset.length=16',
-    'data.workers=0',
-  ].flatMap((s) => ['--set', s]);
+  const tiny = [...TINY_DINO, 'optim.batchSize=8', 'data.dataset.length=16', 'data.workers=0'].flatMap((s) => [
+    '--set',
+    s,
+  ]);
   const p = spawnSync(process.execPath, [CLI, 'pretrain', '--steps', '1', ...tiny, '--out', run], {
     encoding: 'utf8',
     env,

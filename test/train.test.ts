@@ -11,6 +11,7 @@ import { after, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { disposeCheckpoint, loadCheckpoint } from '../src/train/checkpoint.js';
 import { configHash, loadConfig, parseSet, resolveConfig } from '../src/train/config.js';
+import { TINY_DINO } from './fixtures/tiny.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const BIN = join(ROOT, 'bin/locus.js');
@@ -19,12 +20,7 @@ after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A tiny DINO: 1-block ViT of width 32 on 32x32 scenes, batch 8, 6 steps per epoch. */
 const TINY = [
-  'model.depth=1',
-  'model.dim=32',
-  'model.heads=2',
-  'dino.outDim=64',
-  'dino.hiddenDim=64',
-  'dino.bottleneckDim=32',
+  ...TINY_DINO,
   'dino.freezeLastLayerSteps=3',
   'optim.batchSize=8',
   'data.dataset.length=48',
