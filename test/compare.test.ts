@@ -2,7 +2,7 @@
 // one seed, a few steps of a small model, tiny probes; the table and the claim section are written.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -44,4 +44,42 @@ test('compare --mini: every probe for dino and loca and a random init, a table w
   }
   assert.match(md, /\*\*loca − dino\*\*: seg mIoU [+-]\d/);
   assert.ok(existsSync(join(tmp, 'comparison.html')));
+});
+
+test('compare --from: one table from saved sittings (seeds side by side), refused across budgets', () => {
+  // The miniature above saved its records beside its table. A second sitting: the same runs as seed 1, k-NN +10 points.
+  const first = JSON.parse(readFileSync(join(tmp, 'COMPARISON.json'), 'utf8')) as {
+    steps: number;
+    seeds: number[];
+    records: { seed: number; evals: { knn: { top1: number } } }[];
+    random: { seed: number }[];
+  };
+  const knn0 = first.records[0]?.evals.knn.top1 as number;
+  const second = structuredClone(first);
+  second.seeds = [1];
+  for (const r of [...second.records, ...second.random]) r.seed = 1;
+  for (const r of second.records) r.evals.knn.top1 += 0.1;
+  writeFileSync(join(tmp, 'second.json'), JSON.stringify(second));
+  const merge = (files: string[]) =>
+    spawnSync(
+      process.execPath,
+      [join(ROOT, 'dist/bench/compare.js'), '--from', files.join(','), '--md', join(tmp, 'merged.md')],
+      { cwd: ROOT, encoding: 'utf8' },
+    );
+  const r = merge([join(tmp, 'COMPARISON.json'), join(tmp, 'second.json')]);
+  assert.equal(r.status, 0, r.stderr);
+  const md = readFileSync(join(tmp, 'merged.md'), 'utf8');
+  const row = md.split('\n').find((l) => l.startsWith('| dino |')) as string;
+  // 2 seeds; k-NN mean of x and x + 10 points, sample std √50 ≈ 7.1 points
+  assert.match(row, /^\| dino \| 2 \| /);
+  assert.equal(row.split('|')[3]?.trim(), `${(100 * knn0 + 5).toFixed(1)} ± 7.1`);
+  assert.match(md, /^\| \*random init\* \| 2 \| /m);
+  assert.match(md, /seeds: 0, 1;/);
+  assert.match(md, /from 2 saved sittings/);
+
+  second.steps = first.steps + 1;
+  writeFileSync(join(tmp, 'other-budget.json'), JSON.stringify(second));
+  const bad = merge([join(tmp, 'COMPARISON.json'), join(tmp, 'other-budget.json')]);
+  assert.notEqual(bad.status, 0);
+  assert.match(bad.stderr, /not one budget/);
 });
