@@ -124,7 +124,6 @@ static c10::optional<at::Tensor> optT(const Napi::Value& v) {
   return unwrap(v);
 }
 static std::string str(const Napi::Value& v, const char* dflt) { return v.IsString() ? v.As<Napi::String>().Utf8Value() : dflt; }
-// dims argument: undefined/null → all dims
 // The default random generator of the device named by info[arg] ('cpu' when absent).
 static at::Generator defaultGenerator(const Napi::CallbackInfo& info, size_t arg) {
   at::Device d = info.Length() > arg && info[arg].IsString() ? deviceOf(info[arg]) : at::Device(at::kCPU);
@@ -135,6 +134,7 @@ static at::Generator defaultGenerator(const Napi::CallbackInfo& info, size_t arg
   throw std::runtime_error("no default random generator for device '" + d.str() + "' in this build");
 }
 
+// dims argument: undefined/null → all dims
 static bool hasDims(const Napi::Value& v) { return !(v.IsUndefined() || v.IsNull()); }
 
 static Napi::Value wrapPair(Napi::Env env, std::tuple<at::Tensor, at::Tensor> p) {

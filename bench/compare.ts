@@ -360,8 +360,8 @@ function markdown(
   startLoad: number[],
   totalS: number,
   command: string,
-  host: string = machine(),
-  cfg: Config | null = records.find((r) => r.ok) ? readRunConfig(records.find((r) => r.ok)?.dir as string) : null,
+  host: string,
+  cfg: Config | null, // the runs' resolved config (model and batch for the header)
 ): string {
   const groups = new Map<string, RunRecord[]>();
   for (const r of records) groups.set(r.method, [...(groups.get(r.method) ?? []), r]);
@@ -545,8 +545,9 @@ async function main(): Promise<void> {
   // The untrained baseline: the same architecture, random weights, one per seed.
   const random: RunRecord[] = [];
   const first = records.find((r) => r.ok);
-  if (first && a.random) {
-    const cfg = vitConfigOf(readRunConfig(first.dir));
+  const runConfig = first ? readRunConfig(first.dir) : null;
+  if (runConfig && a.random) {
+    const cfg = vitConfigOf(runConfig);
     for (const seed of a.seeds) {
       log(`random init seed ${seed}: evaluating`);
       const rec: RunRecord = { method: 'random', seed, dir: '', ok: true, evals: {}, evalS: {} };
@@ -571,10 +572,11 @@ async function main(): Promise<void> {
   }
   const totalS = (performance.now() - t0) / 1000;
   mkdirSync(resolve(a.md, '..'), { recursive: true });
-  writeFileSync(a.md, markdown(a, records, random, startLoad, totalS, command));
+  const host = machine();
+  writeFileSync(a.md, markdown(a, records, random, startLoad, totalS, command, host, runConfig));
   const saved: SavedComparison = {
     command,
-    machine: machine(),
+    machine: host,
     startLoad,
     totalS,
     steps: a.steps,
