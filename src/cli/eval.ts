@@ -4,6 +4,7 @@ import type { Command } from 'commander';
 import { describeResult, EVAL_DEFAULTS, EVAL_KINDS, runDirFor, runEval, vitConfigOf } from '../eval/index.js';
 import { checkpointConfig, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
 import { loadConfig, parseSet, setPath } from '../train/config.js';
+import { evalFileName } from '../train/evalfiles.js';
 import { holdsRun, writeEval } from '../train/run.js';
 import { action, collect, printJson } from './common.js';
 
@@ -46,7 +47,7 @@ export function registerEval(program: Command): void {
     .option('--config <file>', 'run config giving the architecture for --random-init without --checkpoint')
     .option('--seed <n>', 'probe seed (and the random init seed)', '0')
     .option('--set <key=value>', 'a probe option, e.g. train.length=500 or steps=200 (repeatable)', collect, [])
-    .option('--no-save', "don't write <run>/evals/<kind>.json")
+    .option('--no-save', "don't write <run>/evals/<kind>@<dataset>.json")
     .option('--json', 'print the result as one JSON object on the last line')
     .addHelpText(
       'after',
@@ -87,7 +88,7 @@ Examples:
         } else {
           result = await runEval(kind, { checkpoint: f.checkpoint as string, options });
           const run = f.save ? runDirFor(f.checkpoint as string) : null;
-          if (run) saved = `${run}/evals/${kind}.json`;
+          if (run) saved = `${run}/evals/${evalFileName(kind, result)}`;
         }
         process.stdout.write(`${kind}: ${describeResult(kind, result)}\n`);
         if (saved) process.stdout.write(`saved ${saved}\n`);

@@ -16,7 +16,7 @@ export function registerMain(program: Command): void {
     .addHelpText(
       'after',
       `
-Takes the pretrain options. Writes <run>/evals/<kind>.json and <kind>_random_init.json for each probe in
+Takes the pretrain options. Writes <run>/evals/<kind>@<dataset>.json and <kind>_random_init@<dataset>.json for each probe in
 eval.kinds (knn, linear, seg, parts, location), and <run>/report.html. Probe options: --set eval.<kind>.<option>=V.
 
 Examples:

@@ -10,7 +10,9 @@ import type { Method } from '../methods/method.js';
 import { createVit, type VitConfig } from '../nn/index.js';
 import { disposeCheckpoint, loadCheckpoint, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
 import { type Config, resolveConfig } from '../train/config.js';
+import { evalFileName } from '../train/evalfiles.js';
 import { buildMethod } from '../train/loop.js';
+import { provenance } from '../train/provenance.js';
 import { holdsRun, runPaths, writeJsonAtomic } from '../train/run.js';
 import type { EvalContext } from './common.js';
 import { defaultInput, type EvalBackbone } from './features.js';
@@ -39,7 +41,7 @@ export interface CommonEvalOptions {
   seed?: number; // default 0
   cacheDir?: string | null; // feature cache; default <run>/cache for a run checkpoint, else none; null = off
   progress?: boolean;
-  /** Where <kind>.json (and seg_head.safetensors) go; default <run>/evals for a run checkpoint; null = don't write. */
+  /** Where <kind>@<dataset>.json (and seg_head.safetensors) go; default <run>/evals for a run checkpoint; null = don't write. */
   outDir?: string | null;
 }
 
@@ -66,7 +68,7 @@ export function mergeOption(def: unknown, v: unknown): unknown {
   return { ...def, ...v };
 }
 
-/** Runs one probe; returns its result JSON (and writes <outDir>/<kind>.json when outDir is set). */
+/** Runs one probe; returns its result JSON (and writes <outDir>/<kind>@<dataset>.json when outDir is set). */
 export async function runEval(kind: string, args: RunEvalArgs): Promise<Record<string, unknown>> {
   if (!(EVAL_KINDS as readonly string[]).includes(kind))
     throw new Error(`unknown eval kind '${kind}' (allowed: ${EVAL_KINDS.join(', ')})`);
@@ -129,8 +131,10 @@ async function dispatch(
       result = { ...(await locationEval(ctx, own)) };
       break;
   }
+  // Provenance stamp and the (probe, dataset)-keyed file name: <outDir>/<kind>@<dataset>.json
+  result.provenance = provenance(ctx.bb.vit.parameters()[0]?.device ?? 'cpu');
   // JSON has no NaN: a NaN (e.g. an mIoU with no class counted) is written as null
-  if (outDir) writeJsonAtomic(join(outDir, `${k}.json`), result);
+  if (outDir) writeJsonAtomic(join(outDir, evalFileName(k, result)), result);
   return result;
 }
 

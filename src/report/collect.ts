@@ -1,4 +1,4 @@
-// A run directory → the report's ReportRun: config.json, metrics.jsonl, evals/*.json, and pictures of a
+// A run directory → the report's ReportRun: config.json, metrics.jsonl, evals/*@*.json, and pictures of a
 // few fixed eval scenes through the checkpoint's eval backbone: last-layer CLS attention per head (on
 // the patch grid), a joint PCA of the patch features as RGB, and the saved seg probe's predictions next
 // to the ground truth.
@@ -11,7 +11,8 @@ import { defaultInput, type EvalBackbone, type InputSettings, imagesToTensor } f
 import { loadRunCheckpoint } from '../eval/index.js';
 import { disposeSegHead, type SegHead, segLogits } from '../eval/seg.js';
 import { listCheckpoints } from '../train/checkpoint.js';
-import { readEvals, readMetrics, readRunConfig, runPaths } from '../train/run.js';
+import { latestEval } from '../train/evalfiles.js';
+import { readEvals, readMetrics, readRunConfig, readRunProvenance, runPaths } from '../train/run.js';
 import type { GrayMap, ReportPicture, ReportRun } from './html.js';
 
 export interface CollectOptions {
@@ -31,12 +32,13 @@ export async function collectRun(runDir: string, o: CollectOptions = {}): Promis
     config,
     metrics: readMetrics(runDir),
     evals,
+    provenance: readRunProvenance(runDir) as Record<string, unknown> | null,
   };
   const count = o.pictures ?? 4;
   if (count > 0 && listCheckpoints(p.dir).length > 0) {
     const bb = loadRunCheckpoint(p.dir);
     try {
-      const segSpec = (evals.seg?.data as { test?: DatasetSpec } | undefined)?.test;
+      const segSpec = (latestEval(evals, 'seg')?.data as { test?: DatasetSpec } | undefined)?.test;
       const spec = o.pictureData ?? segSpec ?? { kind: 'scenes', split: 'eval', length: count };
       const headPath = join(p.evals, 'seg_head.safetensors');
       run.pictures = { images: await pictures(bb, spec, count, existsSync(headPath) ? headPath : null) };

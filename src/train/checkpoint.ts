@@ -8,11 +8,13 @@ import type { Tensor } from '../engine/index.js';
 import { fromEntries, toEntries } from '../engine/io.js';
 import { readSafetensorsFileSync, type StEntry, writeSafetensorsFileSync } from '../engine/safetensors.js';
 import type { Config } from './config.js';
+import { type Provenance, provenance } from './provenance.js';
 
 export const CHECKPOINT_FORMAT = 1;
 const META = 'locus.checkpoint';
 const CONFIG = 'locus.config';
 const SHA = 'locus.sha256';
+const PROVENANCE = 'locus.provenance'; // Locus version, commit, libtorch, device (covered by the checksum)
 
 /** Where training stands in a checkpoint (metadata `locus.checkpoint`). */
 export interface CheckpointInfo {
@@ -39,6 +41,7 @@ export interface CheckpointData {
   rng: Map<string, Tensor>;
   path: string;
   sha256: string; // the verified checksum: identifies the checkpoint in eval results
+  provenance: Provenance | null; // null in checkpoints written before it was recorded
 }
 
 export class CheckpointError extends Error {
@@ -97,6 +100,7 @@ export function saveCheckpoint(dir: string, parts: SaveParts, info: CheckpointIn
   add('rng', parts.rng);
   const entries = toEntries(named);
   const meta: Record<string, string> = { [META]: JSON.stringify(info), [CONFIG]: JSON.stringify(config) };
+  meta[PROVENANCE] = JSON.stringify(provenance(parts.student.values().next().value?.device ?? 'cpu'));
   meta[SHA] = checksum(entries, meta);
   writeSafetensorsFileSync(path, entries, meta);
   fsyncDir(dir);
@@ -140,6 +144,7 @@ export function loadCheckpoint(path: string): CheckpointData {
     rng: group('rng'),
     path: file,
     sha256: sum,
+    provenance: meta[PROVENANCE] ? (JSON.parse(meta[PROVENANCE]) as Provenance) : null,
   };
 }
 

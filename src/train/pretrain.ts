@@ -13,15 +13,7 @@ import {
 } from './config.js';
 import { type TrainDist, type TrainResult, train } from './loop.js';
 import { createProgress } from './progress.js';
-import {
-  createRun,
-  defaultRunDir,
-  RunError,
-  readRunConfig,
-  runPaths,
-  truncateMetrics,
-  writeJsonAtomic,
-} from './run.js';
+import { createRun, defaultRunDir, RunError, readRunConfig, runPaths, truncateMetrics, writeRunConfig } from './run.js';
 import { installStopHandlers } from './signals.js';
 
 export interface PretrainOptions {
@@ -94,7 +86,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
           process.stderr.write(
             `locus: optim.steps ${config.optim.steps} → ${given.optim.steps}: the lr/wd/momentum schedules are recomputed for the new length from step ${resume.info.step} on\n`,
           );
-        if (isMain && given.optim.steps > resume.info.step) writeJsonAtomic(runPaths(dir).config, given);
+        if (isMain && given.optim.steps > resume.info.step) writeRunConfig(dir, given);
       }
       config = given; // logging/checkpoint/eval settings and the length may differ
     }

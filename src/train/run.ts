@@ -1,8 +1,10 @@
 // The run directory: config.json (resolved), metrics.jsonl (one row per logged step), checkpoints/,
-// evals/<kind>.json and report.html. A new run never reuses a directory that holds a run.
+// evals/<kind>@<dataset>.json and report.html. A new run never reuses a directory that holds a run.
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import type { Config } from './config.js';
+import { type Config, resolveDevice } from './config.js';
+import { evalFileName } from './evalfiles.js';
+import { type Provenance, provenance } from './provenance.js';
 
 export class RunError extends Error {
   constructor(message: string) {
@@ -58,8 +60,34 @@ export function createRun(dir: string, config: Config): RunPaths {
   if (existsSync(p.dir) && readdirSync(p.dir).length > 0)
     throw new RunError(`--out ${dir} exists and is not empty; choose a new or empty directory`);
   mkdirSync(p.checkpoints, { recursive: true });
-  writeJsonAtomic(p.config, config);
+  writeRunConfig(p.dir, config);
   return p;
+}
+
+/**
+ * Writes config.json: the resolved config plus a top-level `provenance` (Locus version, commit, libtorch,
+ * device) from when the run was created; a rewrite (resume with a new length) keeps the first one.
+ */
+export function writeRunConfig(dir: string, config: Config): void {
+  const p = runPaths(dir);
+  let device: string = config.train?.device ?? 'cpu';
+  try {
+    device = resolveDevice(config);
+  } catch {
+    // the device was checked before; keep the configured name
+  }
+  const prov = (existsSync(p.config) && readRunProvenance(dir)) || provenance(device);
+  writeJsonAtomic(p.config, { ...config, provenance: prov });
+}
+
+/** The provenance stamped into a run's config.json (null for runs written before it was recorded). */
+export function readRunProvenance(dir: string): Provenance | null {
+  try {
+    const j = JSON.parse(readFileSync(runPaths(dir).config, 'utf8')) as { provenance?: Provenance };
+    return j.provenance ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** Writes JSON through a temp file + rename (readers never see half a file). */
@@ -72,7 +100,8 @@ export function writeJsonAtomic(path: string, value: unknown): void {
 export function readRunConfig(dir: string): Config {
   const p = runPaths(dir);
   if (!existsSync(p.config)) throw new RunError(`${dir} is not a run directory (no config.json)`);
-  return JSON.parse(readFileSync(p.config, 'utf8')) as Config;
+  const { provenance: _p, ...config } = JSON.parse(readFileSync(p.config, 'utf8')) as Config & { provenance?: unknown };
+  return config as Config; // the provenance stamp is not part of the config (readRunProvenance)
 }
 
 export type MetricsRow = Record<string, number>;
@@ -105,10 +134,11 @@ export function truncateMetrics(p: RunPaths, step: number): void {
   renameSync(tmp, p.metrics);
 }
 
-export function writeEval(dir: string, kind: string, result: unknown): string {
+/** Writes <run>/evals/<kind>@<dataset>.json (kind may be `<probe>_random_init`); returns its path. */
+export function writeEval(dir: string, kind: string, result: Record<string, unknown>): string {
   const p = runPaths(dir);
   mkdirSync(p.evals, { recursive: true });
-  const path = join(p.evals, `${kind}.json`);
+  const path = join(p.evals, evalFileName(kind, result));
   writeJsonAtomic(path, result);
   return path;
 }
