@@ -2,7 +2,7 @@
 // pipeline on a tiny model (pretrain → k-NN eval vs random init → report) with its JSON last lines.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { after, test } from 'node:test';
@@ -106,12 +106,17 @@ test('main: pretrain, every probe on the trained and on a random backbone, repor
   const evals = j.evals as Record<string, Record<string, number>>;
   for (const k of ['knn', 'linear', 'seg', 'parts', 'location']) {
     assert.ok(evals[k] && evals[`${k}_random_init`], k);
-    for (const f of [`evals/${k}.json`, `evals/${k}_random_init.json`]) assert.ok(existsSync(join(out, f)), f);
+    const files = readdirSync(join(out, 'evals'));
+    for (const prefix of [`${k}@`, `${k}_random_init@`]) // <probe>[_random_init]@<dataset>.json
+      assert.ok(
+        files.some((f) => f.startsWith(prefix) && f.endsWith('.json')),
+        `${prefix}*.json in ${files.join(', ')}`,
+      );
   }
   const acc = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
   assert.ok(acc(evals.knn?.top1) && acc(evals.seg?.miou) && acc(evals.parts?.part_miou) && acc(evals.location?.acc));
   for (const f of ['config.json', 'metrics.jsonl', 'report.html']) assert.ok(existsSync(join(out, f)), f);
-  const knn = JSON.parse(readFileSync(join(out, 'evals/knn.json'), 'utf8'));
+  const knn = JSON.parse(readFileSync(join(out, 'evals/knn@fashion-mnist.json'), 'utf8'));
   assert.equal(knn.k, 20);
   assert.equal(knn.hyper.temperature, 0.07);
   assert.equal(knn.data.n_train, 200);

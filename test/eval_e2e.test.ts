@@ -56,7 +56,7 @@ describe('eval end to end (tiny random ViT)', () => {
     const hyper = r.hyper as { temperature: number; kReport: number; ks: number[] };
     assert.equal(hyper.temperature, 0.07);
     assert.equal(hyper.kReport, 20);
-    assert.deepEqual(JSON.parse(readFileSync(join(outDir, 'knn.json'), 'utf8')).top1, r.top1);
+    assert.deepEqual(JSON.parse(readFileSync(join(outDir, 'knn@fashion-mnist.json'), 'utf8')).top1, r.top1);
     // features cached (train and test); a second run reads them and agrees
     const cached = readdirSync(join(tmp, 'run', 'cache')).filter((f) => f.endsWith('.safetensors'));
     assert.equal(cached.length, 2);
@@ -240,7 +240,7 @@ describe('eval end to end (tiny random ViT)', () => {
       options: { ...common, train: scenes('train', 8), test: scenes('eval', 4), steps: 10 },
     });
     assert.equal((r.checkpoint as { hash: string }).hash, bb.hash);
-    assert.ok(existsSync(join(dir, 'evals', 'seg.json')));
+    assert.ok(existsSync(join(dir, 'evals', 'seg@scenes.json')));
     assert.ok(existsSync(join(dir, 'evals', 'seg_head.safetensors')));
     assert.ok(readdirSync(join(dir, 'cache')).length > 0);
     const p = await runEval('parts', {
