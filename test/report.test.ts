@@ -1,4 +1,5 @@
 import { strict as assert } from 'node:assert';
+import { createHash } from 'node:crypto';
 import { copyFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +19,9 @@ import {
 import { classColor, heatMapTile, labelMapTile } from '../src/report/images.js';
 
 const CHROMIUM = '/usr/bin/chromium';
+const COMMIT = '0123456789abcdef0123456789abcdef01234567';
+// the file key of the photo folder, by the documented rule: folder-<name>-<6 hex of sha256(root)>
+const PHOTOS = `folder-photos-${createHash('sha256').update('/data/photos').digest('hex').slice(0, 6)}`;
 const dir = mkdtempSync(join(tmpdir(), 'locus-report-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -99,22 +103,94 @@ function syntheticRun(name: string, method: string, seed: number): ReportRun {
     return row;
   });
   const up = method === 'loca' ? 0.05 : 0;
+  const fm = {
+    train: { kind: 'fashion-mnist', split: 'train', length: 2000 },
+    test: { kind: 'fashion-mnist', split: 'test', length: 1000 },
+    n_test: 1000,
+  };
+  const photos = {
+    train: { kind: 'folder', root: '/data/photos' },
+    test: { kind: 'folder', root: '/data/photos' },
+    n_test: 80,
+  };
+  const scenes = {
+    train: { kind: 'scenes', split: 'train', length: 800 },
+    test: { kind: 'scenes', split: 'eval', length: 200 },
+    n_test: 200,
+  };
+  const random = { checkpoint: { path: null, hash: 'random-0-abc', method: 'random', step: null }, seed: 0 };
+  const trained = {
+    checkpoint: { path: `/runs/${name}/checkpoints/step-000100.safetensors`, hash: 'ab12cd', method, step: 100 },
+  };
+  const seg = (miou: number, trainMiou: number) => ({
+    kind: 'seg',
+    data: scenes,
+    miou,
+    pixel_acc: 0.83 + up / 2,
+    train_miou: trainMiou,
+    per_class_iou: CLASS_NAMES.map((_, c) => 0.3 + 0.05 * c * (method === 'loca' ? 1 : 0.5)),
+    class_names: CLASS_NAMES,
+  });
   return {
     name,
     method,
     config: { method, seed, model: { dim: 192, depth: 6, heads: 3, patch: 4 }, optim: { lr: 5e-4, epochs: 100 } },
     metrics,
+    provenance: { locus: '0.1.0', commit: COMMIT, torch: '1.13.0', device: 'cpu' },
     evals: {
-      knn: { top1: 0.712 + up, top5: 0.95, k: 20, T: 0.07, checkpoint_sha256: 'ab12cd' },
-      linear: { top1: 0.781 + up / 2 },
-      seg: {
-        miou: 0.41 + up,
-        pixel_acc: 0.83 + up / 2,
-        per_class_iou: CLASS_NAMES.map((_, c) => 0.3 + 0.05 * c * (method === 'loca' ? 1 : 0.5)),
-        class_names: CLASS_NAMES,
+      // k-NN on two datasets: Fashion-MNIST (loca better) and a photo folder (dino better, and far higher)
+      'knn@fashion-mnist': {
+        kind: 'knn',
+        ...trained,
+        data: fm,
+        top1: 0.712 + up,
+        top5: 0.95,
+        k: 20,
+        T: 0.07,
+        top1_ci: [0.68 + up, 0.74 + up],
       },
-      parts: { part: { top1: 0.52 + up, map: 0.33 + up }, object: { top1: 0.8, map: 0.6 }, gap: -0.28 + up },
-      location: { acc: 0.3 + 3 * up },
+      'knn_random_init@fashion-mnist': {
+        kind: 'knn',
+        ...random,
+        data: fm,
+        top1: 0.45,
+        top5: 0.8,
+        top1_ci: [0.42, 0.48],
+      },
+      [`knn@${PHOTOS}`]: {
+        kind: 'knn',
+        ...trained,
+        data: photos,
+        top1: method === 'loca' ? 0.8 : 0.86,
+        top5: 1,
+      },
+      // the worse run has the higher train-set numbers: they must never be bolded
+      'linear@fashion-mnist': {
+        kind: 'linear',
+        ...trained,
+        data: fm,
+        top1: 0.781 + up / 2,
+        sweep: {
+          train_top1: method === 'loca' ? 0.9534 : 0.9912,
+          best: { val_top1: method === 'loca' ? 0.7 : 0.7712 },
+        },
+      },
+      'seg@scenes': {
+        ...seg(0.41 + up, method === 'loca' ? 0.5012 : 0.9021),
+        ...trained,
+        miou_ci: { lo: 0.39 + up, hi: 0.43 + up },
+      },
+      'seg_random_init@scenes': { ...seg(0.2, 0.3), ...random },
+      'parts@parts': {
+        kind: 'parts',
+        ...trained,
+        data: { test: { kind: 'parts', split: 'eval', length: 100 } },
+        part_miou: 0.25 + up,
+        part: { top1: 0.52 + up, map: 0.33 + up },
+        object: { top1: 0.8, map: 0.6 },
+        gap: { seg_miou: -0.28 + up },
+      },
+      location: { kind: 'location', ...trained, data: scenes, acc: 0.3 + 3 * up }, // an older run's file name
     },
     pictures: { images: [picture(seed * 10 + 1), picture(seed * 10 + 2)] },
   };
@@ -270,17 +346,136 @@ describe('report in headless Chromium', () => {
       for (const im of imgs)
         assert.ok(im.ok && im.w > 0 && im.h > 0 && im.data, `image decoded: ${JSON.stringify(im)}`);
 
-      const table = await page.$eval('table.evals', (t) => t.textContent ?? '');
-      for (const r of RUNS) assert.ok(table.includes(r.name), `eval table names ${r.name}`);
-      for (const v of ['0.7120', '0.7620', '0.4100', '0.4600', '0.8300'])
-        assert.ok(table.includes(v), `eval table shows ${v}`);
-      const bestKnn = await page.$$eval('table.evals tbody tr', (rows) =>
-        rows.map((tr) => (tr.querySelectorAll('td')[0] as HTMLElement).className.includes('best')),
+      // ---- the summary table: one row per (probe, dataset, backbone)
+      const heads = await page.$$eval('table.summary thead th', (ths) => ths.map((t) => t.textContent ?? ''));
+      assert.ok(
+        heads.some((h) => /dataset/.test(h)),
+        `a dataset column: ${heads.join(' | ')}`,
       );
-      assert.deepEqual(bestKnn, [false, true], 'the better k-NN top-1 is highlighted');
+      assert.equal(await page.$eval('table.summary', (t) => t.closest('details') === null), true, 'summary shown');
+      const rows = await page.$$eval('table.summary tbody tr', (trs) =>
+        trs.map((tr) => {
+          const td = tr.querySelector('td.num') as HTMLElement;
+          return {
+            probe: tr.getAttribute('data-probe'),
+            dataset: tr.getAttribute('data-dataset'),
+            run: tr.getAttribute('data-run'),
+            baseline: tr.getAttribute('data-baseline') === 'true',
+            value: Number(td.getAttribute('title')),
+            bold: Number(getComputedStyle(td).fontWeight) >= 700,
+            text: tr.textContent ?? '',
+          };
+        }),
+      );
+      const total = RUNS.reduce((a, r) => a + Object.keys(r.evals).length, 0);
+      assert.equal(rows.length, total, 'one row per eval record');
+      // random init directly below its own run, same probe and dataset
+      const baselines = rows.map((r, i) => [r, i] as const).filter(([r]) => r.baseline);
+      assert.equal(baselines.length, 4);
+      for (const [b, i] of baselines) {
+        const above = rows[i - 1];
+        assert.ok(
+          above && !above.baseline && above.run === b.run && above.probe === b.probe && above.dataset === b.dataset,
+          `random init row ${i} (${b.run} ${b.probe}) sits below its run: ${JSON.stringify(above)}`,
+        );
+      }
+      // both datasets of k-NN present, each with its own dataset cell
+      const photosKey = PHOTOS;
+      assert.deepEqual(
+        new Set(rows.filter((r) => r.probe === 'knn').map((r) => r.dataset)),
+        new Set(['fashion-mnist', photosKey]),
+      );
+      const dsCells = await page.$$eval('table.summary td.dataset', (tds) => tds.map((t) => t.textContent ?? ''));
+      assert.ok(
+        dsCells.some((t) => t.startsWith('fashion-mnist')) && dsCells.some((t) => t.startsWith('folder photos')),
+      );
+      // bold: the best of one probe on one dataset, computed here from the records; never across datasets
+      const HEAD: Record<string, string> = {
+        knn: 'top1',
+        linear: 'top1',
+        seg: 'miou',
+        parts: 'part_miou',
+        location: 'acc',
+      };
+      const groups = new Map<string, typeof rows>();
+      for (const r of rows)
+        groups.set(`${r.probe}|${r.dataset}`, [...(groups.get(`${r.probe}|${r.dataset}`) ?? []), r]);
+      for (const [g, rs] of groups) {
+        const probe = g.split('|')[0] as string;
+        const vals = RUNS.flatMap((run) =>
+          Object.entries(run.evals)
+            .filter(
+              ([stem, rec]) =>
+                rec.kind === probe &&
+                (stem.split('@')[1] ?? 'scenes') === g.split('|')[1] &&
+                rs.some((r) => r.run === run.name && r.baseline === stem.includes('_random_init')),
+            )
+            .map(([, rec]) => rec[HEAD[probe] as string] as number),
+        );
+        const distinct = new Set(vals).size > 1;
+        const best = Math.max(...vals);
+        for (const r of rs)
+          assert.equal(
+            r.bold,
+            distinct && Math.abs(r.value - best) < 1e-12,
+            `${g} ${r.run}${r.baseline ? ' random' : ''} ${r.value}`,
+          );
+      }
+      const knnFm = rows.find(
+        (r) => r.probe === 'knn' && r.dataset === 'fashion-mnist' && r.run === 'loca-seed0' && !r.baseline,
+      );
+      const knnPhotosLoca = rows.find((r) => r.dataset === photosKey && r.run === 'loca-seed0');
+      assert.ok(
+        knnFm?.bold && !knnPhotosLoca?.bold,
+        '76% on Fashion-MNIST bolded, 80% on photos (beaten there by 86%) not',
+      );
+      // intervals as recorded ([lo, hi] and {lo, hi}), a dash where absent; the gap to the random init
+      const row = (probe: string, run: string, baseline = false) =>
+        rows.find((r) => r.probe === probe && r.run === run && r.baseline === baseline && r.dataset !== photosKey)
+          ?.text ?? '';
+      assert.match(row('knn', 'dino-seed0'), /\[0\.6800, 0\.7400\]/);
+      assert.match(row('knn', 'dino-seed0'), /\+0\.2620/, 'Δ = 0.712 − 0.45');
+      assert.match(row('knn', 'loca-seed0'), /\+0\.3120/, 'Δ = 0.762 − 0.45');
+      assert.match(row('seg', 'loca-seed0'), /\[0\.4400, 0\.4800\]/);
+      assert.match(row('linear', 'dino-seed0'), /–/);
+
+      // ---- no train/validation number is bolded anywhere (the worse run has the higher ones)
+      const trainVals = [0.9912, 0.9534, 0.7712, 0.9021, 0.5012];
+      const trainCells = await page.$$eval(
+        'td[title]',
+        (tds, vals) =>
+          (tds as HTMLElement[])
+            .filter((t) => vals.includes(Number(t.getAttribute('title'))))
+            .map((t) => Number(getComputedStyle(t).fontWeight)),
+        trainVals,
+      );
+      assert.ok(trainCells.length >= trainVals.length, `train/val numbers shown (${trainCells.length})`);
+      assert.ok(
+        trainCells.every((w) => w < 700),
+        `no train/val number bolded: ${trainCells}`,
+      );
+
+      // ---- full per-probe tables, collapsed
+      const details = await page.$$eval('details.probe', (ds) =>
+        (ds as HTMLDetailsElement[]).map((d) => ({ open: d.open, tables: d.querySelectorAll('table.evals').length })),
+      );
+      assert.equal(details.length, 5, 'one collapsible block per probe');
+      assert.ok(details.every((d) => !d.open && d.tables === 1));
+      const knnTable = await page.$eval('table.evals[data-probe="knn"]', (t) => t.textContent ?? '');
+      for (const v of ['dino-seed0', 'loca-seed0', 'random init', '0.7620', '0.8600', 'folder photos'])
+        assert.ok(knnTable.includes(v), `k-NN table shows ${v}`);
+      const linBold = await page.$$eval('table.evals[data-probe="linear"] td.best', (tds) =>
+        tds.map((t) => t.getAttribute('title')),
+      );
+      assert.deepEqual(linBold.map(Number), [0.781 + 0.025], 'the better linear top-1 (test) is bolded, nothing else');
       const perClass = await page.$eval('table.perclass', (t) => t.textContent ?? '');
       assert.ok(perClass.includes('trouser') && perClass.includes('loca-seed0'));
       assert.ok((await page.textContent('body'))?.includes('resolved config'));
+      const runsTable = await page.$eval('table.runs', (t) => t.textContent ?? '');
+      assert.ok(
+        runsTable.includes(COMMIT.slice(0, 10)) && runsTable.includes('1.13.0'),
+        'provenance in the runs table',
+      );
 
       assert.deepEqual(errors, [], 'no console or page errors');
       const external = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('file:'));

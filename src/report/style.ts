@@ -74,9 +74,9 @@ td.best{font-weight:700;color:#065f46}
 td.train,th.train{color:#9ca3af}
 .ci{display:block;font-size:11px;color:var(--muted);font-weight:normal}
 table.summary td.ci-col{color:var(--muted)}
-table.summary tr.baseline th,table.summary tr.baseline td{background:#fafafa}
-table.summary tr.baseline .run{font-weight:normal;color:var(--muted);padding-left:22px}
-table.summary tr.group-start>*{border-top:2px solid #d1d5db}
+tr.baseline th,tr.baseline td{background:#fafafa}
+tr.baseline .run{font-weight:normal;color:var(--muted);padding-left:22px}
+table.summary tr.group-start>*,table.evals tr.group-start>*{border-top:2px solid #d1d5db}
 td.pos{color:#065f46}td.neg{color:#b91c1c}
 details.probe{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 12px}
 details.probe>summary{font-size:15px}
