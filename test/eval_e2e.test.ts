@@ -257,7 +257,7 @@ describe('eval end to end (tiny random ViT)', () => {
     const run = await collectRun(dir, { pictures: 2 });
     assert.equal(run.method, 'dino');
     assert.equal(run.metrics.length, 2);
-    assert.deepEqual(Object.keys(run.evals).sort(), ['parts', 'seg']);
+    assert.deepEqual(Object.keys(run.evals).sort(), ['parts@parts', 'seg@scenes']); // <probe>@<dataset>
     const pics = run.pictures?.images ?? [];
     assert.equal(pics.length, 2);
     assert.equal(pics[0]?.attention?.length, 2); // one map per head
