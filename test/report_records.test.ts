@@ -20,18 +20,28 @@ test('intervals: [lo, hi], {lo, hi}, {low, high}, {lower, upper}, ci.<leaf>, _ci
     top5_ci: [0.8],
     ap: 0.1,
     ap_ci: ['a', 'b'],
+    f1: 0.5,
+    f1_ci_lo: 0.45,
+    f1_ci_hi: 0.55,
+    auc: 0.6,
+    intervals: { auc: [0.5, 0.7] },
   };
   assert.deepEqual(intervalOf(r, ['top1']), [0.4, 0.6]);
   assert.deepEqual(intervalOf(r, ['miou']), [0.25, 0.35]);
   assert.deepEqual(intervalOf(r, ['acc']), [0.6, 0.8]);
   assert.deepEqual(intervalOf(r, ['map']), [0.1, 0.3]);
   assert.deepEqual(intervalOf(r, ['part', 'top1']), [0.85, 0.95]);
+  assert.deepEqual(intervalOf(r, ['f1']), [0.45, 0.55]);
+  assert.deepEqual(intervalOf(r, ['auc']), [0.5, 0.7]);
   assert.equal(intervalOf(r, ['top5']), null);
   assert.equal(intervalOf(r, ['ap']), null);
   assert.equal(intervalOf(r, ['pixel_acc']), null);
   assert.equal(intervalOf(r, ['nope', 'top1']), null);
   // intervals are never metric columns of their own
-  assert.deepEqual(metricLeaves({ top1: 1, top1_ci: [0, 1], ci: { top1: [0, 1] }, hyper: { lr_acc: 1 } }), [['top1']]);
+  assert.deepEqual(
+    metricLeaves({ top1: 1, top1_ci: [0, 1], top1_ci_lo: 0, ci: { top1: [0, 1] }, hyper: { lr_acc: 1 } }),
+    [['top1']],
+  );
 });
 
 test('headlines: each probe its number, with fallbacks; none → null', () => {

@@ -105,7 +105,8 @@ const pair = (v: unknown): [number, number] | null => {
 
 /**
  * The 95% interval a record gives for the metric at `path`: a sibling `<leaf>_ci` (or `_ci95`) as
- * [lo, hi] or {lo, hi} / {low, high} / {lower, upper}, or `ci.<leaf>` beside it; null when absent.
+ * [lo, hi] or {lo, hi} / {low, high} / {lower, upper}, `ci.<leaf>` / `ci95.<leaf>` / `intervals.<leaf>`
+ * beside it, or `<leaf>_ci_lo` + `<leaf>_ci_hi`; null when absent.
  */
 export function intervalOf(record: Record<string, unknown>, path: string[]): [number, number] | null {
   let parent: unknown = record;
@@ -113,10 +114,17 @@ export function intervalOf(record: Record<string, unknown>, path: string[]): [nu
   if (!parent || typeof parent !== 'object') return null;
   const o = parent as Record<string, unknown>;
   const leaf = path[path.length - 1] as string;
-  for (const v of [o[`${leaf}_ci`], o[`${leaf}_ci95`], (o.ci as never)?.[leaf], (o.ci95 as never)?.[leaf]]) {
+  const nested = (k: string) =>
+    o[k] && typeof o[k] === 'object' ? (o[k] as Record<string, unknown>)[leaf] : undefined;
+  for (const v of [o[`${leaf}_ci`], o[`${leaf}_ci95`], nested('ci'), nested('ci95'), nested('intervals')]) {
     const p = pair(v);
     if (p) return p;
   }
+  for (const [lo, hi] of [
+    [`${leaf}_ci_lo`, `${leaf}_ci_hi`],
+    [`${leaf}_lo`, `${leaf}_hi`],
+  ] as const)
+    if (typeof o[lo] === 'number' && typeof o[hi] === 'number') return [o[lo] as number, o[hi] as number];
   return null;
 }
 
@@ -137,7 +145,7 @@ export function isTrainOrVal(path: string[]): boolean {
   return path.some((p) => /(^|_)(train|val|valid|validation)(_|$)/i.test(p));
 }
 
-const isCi = (p: string) => /(_ci(95)?$|^ci(95)?$)/.test(p);
+const isCi = (p: string) => /(_ci(95)?(_lo|_hi)?$|^ci(95)?$|^intervals$)/.test(p);
 
 /** The result metrics of a record: numeric leaves named like metrics, outside settings, intervals aside. */
 export function metricLeaves(record: Record<string, unknown>): string[][] {
