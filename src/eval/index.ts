@@ -10,6 +10,7 @@ import type { Method } from '../methods/method.js';
 import { createVit, type VitConfig } from '../nn/index.js';
 import { disposeCheckpoint, loadCheckpoint, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
 import { type Config, resolveConfig } from '../train/config.js';
+import { importBackbone, isForeignWeights } from '../train/import.js';
 import { buildMethod } from '../train/loop.js';
 import { holdsRun, runPaths, writeJsonAtomic } from '../train/run.js';
 import type { EvalContext } from './common.js';
@@ -164,6 +165,8 @@ export async function resolveBackbone(
   if (typeof ck !== 'string') return ck;
   const m = /^random(?::(\d+))?$/.exec(ck);
   if (m) return randomBackbone(randomConfig, m[1] === undefined ? seed : Number(m[1]));
+  // a checkpoint Locus did not write (timm/DINO/iBOT/DeiT/MAE .pth or safetensors): src/train/import.ts
+  if (isForeignWeights(ck)) return importBackbone(ck);
   // a run checkpoint (or run directory) carries locus.checkpoint metadata; an exported backbone does not
   if (ck.endsWith('.safetensors') && existsSync(ck) && !('locus.checkpoint' in loadMetadata(ck)))
     return loadExportedBackbone(ck);
