@@ -9,8 +9,9 @@ import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import { cat, interpolate, type Tensor, tidy } from '../engine/index.js';
 import { fromEntry } from '../engine/io.js';
-import { isZipFile, Opaque, TensorRef, TorchArchive } from '../engine/pickle.js';
+import { Opaque, TensorRef } from '../engine/pickle.js';
 import { readSafetensorsFileSync, type StEntry } from '../engine/safetensors.js';
+import { isZipFile, TorchArchive } from '../engine/torch_archive.js';
 import { type Module, VisionTransformer, type VitConfig } from '../nn/index.js';
 
 /** The architecture read from a file's tensor shapes. */
