@@ -81,7 +81,11 @@ Examples:
           throw new Error('eval needs --checkpoint PATH or --weights FILE (or --random-init)');
         const seed = Number(f.seed);
         if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be an integer ≥ 0 (got '${f.seed}')`);
-        const options = { ...probeOptions(f.set), seed, ...(f.save ? {} : { outDir: null }) };
+        // with --weights, `--set model.heads=N` is --heads N (as for pretrain --init)
+        const headsSet = f.weights ? f.set.find((x) => /^model\.heads=\d+$/.test(x)) : undefined;
+        if (headsSet) f.heads ??= Number(headsSet.split('=')[1]);
+        const sets = f.set.filter((x) => x !== headsSet);
+        const options = { ...probeOptions(sets), seed, ...(f.save ? {} : { outDir: null }) };
         let result: Record<string, unknown>;
         let saved: string | null = null;
         if (f.weights) {
