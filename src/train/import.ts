@@ -426,7 +426,7 @@ export function importBackbone(
       vit,
       hash: fileSha(path),
       checkpoint: path,
-      method: `import (${layout})`,
+      method: `weights (${layout})`,
       dispose: () => vit.dispose(),
     };
   } finally {
