@@ -12,7 +12,8 @@ import { noGrad, setNumThreads, type Tensor } from '../src/engine/index.js';
 import { loadTensors } from '../src/engine/io.js';
 import { PickleError, unpickle } from '../src/engine/pickle.js';
 import { resolveBackbone } from '../src/eval/index.js';
-import { importBackbone, readWeights } from '../src/train/import.js';
+import { VisionTransformer } from '../src/nn/index.js';
+import { importBackbone, loadInto, readWeights, vitConfigOfImport } from '../src/train/import.js';
 
 setNumThreads(1);
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
@@ -87,6 +88,24 @@ test('the architecture comes from the shapes; heads dim/64 or a flag, said so; h
   for (const t of w4.state.values()) t.dispose();
   // 4 heads is another model: its tokens differ from PyTorch's 2-head forward
   assert.ok(maxDiff(features('timm.pth', 4).cls, ref.get('timm.cls') as Tensor) > 1e-3);
+});
+
+test('another input size: pos_embed resampled as timm does (bicubic), within 1e-5 of PyTorch', { skip }, () => {
+  const w = readWeights(join(dir, 'timm.pth'));
+  const vit = new VisionTransformer(vitConfigOfImport(w.arch, 64));
+  try {
+    loadInto(vit, w);
+    assert.ok(maxDiff(vit.posEmbed, ref.get('timm.pos_embed64') as Tensor) < 1e-5);
+    assert.ok(
+      maxDiff(
+        vit.blocks.items[1]?.stateDict().get('mlp.fc1.weight') as Tensor,
+        w.state.get('blocks.1.mlp.fc1.weight') as Tensor,
+      ) === 0,
+    );
+  } finally {
+    vit.dispose();
+    for (const t of w.state.values()) t.dispose();
+  }
 });
 
 test('a tensor only a foreign class could rebuild is refused, naming the global', { skip }, () => {

@@ -4,7 +4,7 @@ import type { Command } from 'commander';
 import { describeResult, EVAL_DEFAULTS, EVAL_KINDS, runDirFor, runEval, vitConfigOf } from '../eval/index.js';
 import { checkpointConfig, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
 import { loadConfig, parseSet, setPath } from '../train/config.js';
-import { importBackbone } from '../train/import.js';
+import { importBackbone, isForeignWeights } from '../train/import.js';
 import { holdsRun, writeEval } from '../train/run.js';
 import { action, collect, parseIntOption, printJson } from './common.js';
 
@@ -77,6 +77,8 @@ Examples:
         if (!(EVAL_KINDS as readonly string[]).includes(kind))
           throw new Error(`unknown eval kind '${kind}' (allowed: ${EVAL_KINDS.join(', ')})`);
         if (f.weights && f.checkpoint) throw new Error('give --checkpoint or --weights, not both');
+        // a foreign file given as --checkpoint is read as --weights (its architecture for --random-init too)
+        if (f.checkpoint && isForeignWeights(f.checkpoint)) [f.weights, f.checkpoint] = [f.checkpoint, undefined];
         if (!f.checkpoint && !f.weights && !f.randomInit)
           throw new Error('eval needs --checkpoint PATH or --weights FILE (or --random-init)');
         const seed = Number(f.seed);
