@@ -85,7 +85,6 @@ function baseSchema() {
         .object({
           // fills dim/depth/heads not given; a timm name (vit_small_patch16_224, …) also patchSize and imgSize
           preset: z.enum(MODEL_PRESET_NAMES).nullable().default(null),
-          init: z.string().nullable().default(null), // weights the backbone starts from (pretrain --init FILE)
           imgSize: int(1).default(32), // native input = global crop side (DINO 224; 64-px canvas → 32)
           patchSize: int(1).default(4), // 8x8 grid on a global crop (DINO ViT-S/16: 14x14)
           dim: int(1).default(192), // ViT-Tiny width
@@ -94,6 +93,7 @@ function baseSchema() {
           mlpRatio: pos().default(4),
           qkvBias: z.boolean().default(true),
           dropPath: unit().default(0.1), // student stochastic depth (DINO --drop_path_rate 0.1); teachers get 0
+          init: z.string().nullable().default(null), // weights the backbone starts from (pretrain --init FILE)
         })
         .strict()
         .prefault({}),
