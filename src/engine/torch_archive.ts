@@ -19,6 +19,7 @@ export class TorchArchive {
   private readonly fd: number;
   private readonly entries = new Map<string, ZipEntry>();
   readonly prefix: string;
+  private cached: { key: string; bytes: Uint8Array } | null = null;
 
   constructor(readonly path: string) {
     this.fd = openSync(path, 'r');
@@ -131,7 +132,9 @@ export class TorchArchive {
   tensor(t: TensorRef): StEntry {
     const e = this.entries.get(`${this.prefix}data/${t.storage.key}`);
     if (!e) throw new PickleError(`${this.path}: storage data/${t.storage.key} missing from the archive`);
-    const raw = this.read(e);
+    // one storage may back many tensors (views, flat parameter buffers): the last one read is kept
+    if (this.cached?.key !== t.storage.key) this.cached = { key: t.storage.key, bytes: this.read(e) };
+    const raw = this.cached.bytes;
     const es = ELEM[t.dtype];
     if (raw.byteLength < t.storage.numel * es)
       throw new PickleError(

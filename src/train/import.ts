@@ -140,7 +140,9 @@ export function readWeights(path: string, o: { heads?: number; headsFrom?: strin
   const notes: string[] = [];
   const { container, dict, archive, metadata } = readRaw(path, notes);
   try {
-    const anchors = [...dict.keys()].filter((k) => k.endsWith(ANCHOR)).sort((a, b) => a.length - b.length);
+    // the shortest prefix; between equals the teacher's (a Locus run checkpoint holds student.* and teacher.*)
+    const rank = (k: string) => k.length - (k.includes('teacher') ? 0.5 : 0);
+    const anchors = [...dict.keys()].filter((k) => k.endsWith(ANCHOR)).sort((a, b) => rank(a) - rank(b));
     const prefix = (anchors[0] as string).slice(0, -ANCHOR.length);
     const named = new Map<string, Raw>();
     const ignored = new Map<string, number>();
@@ -187,6 +189,15 @@ export function readWeights(path: string, o: { heads?: number; headsFrom?: strin
   }
 }
 
+/** model.heads of a Locus run checkpoint's stored config, or 0. */
+function locusHeads(metadata: Record<string, string>): number {
+  try {
+    return Number(JSON.parse(metadata['locus.config'] ?? '{}')?.model?.heads) || 0;
+  } catch {
+    return 0;
+  }
+}
+
 function inferArch(
   path: string,
   state: Map<string, Raw>,
@@ -209,8 +220,8 @@ function inferArch(
   if (heads !== undefined) {
     h = heads;
     notes.push(`heads ${h} (from ${headsFrom})`);
-  } else if (Number(metadata.num_heads) > 0) {
-    h = Number(metadata.num_heads);
+  } else if (Number(metadata.num_heads) > 0 || locusHeads(metadata) > 0) {
+    h = Number(metadata.num_heads) > 0 ? Number(metadata.num_heads) : locusHeads(metadata);
     notes.push(`heads ${h} (from the file's metadata)`);
   } else {
     if (dim % 64 !== 0)
