@@ -243,3 +243,17 @@ test('pretrain --init: the first step starts from the imported weights', { skip 
     bb.dispose?.();
   }
 });
+
+test('pretrain --init with a model that does not fit the file: one line naming the field, no run directory', {
+  skip,
+}, () => {
+  const run = join(dir, 'misfit-run');
+  const r = spawnSync(
+    process.execPath,
+    [CLI, 'pretrain', '--init', join(dir, 'timm.pth'), '--steps', '1', '--out', run, '--set', 'model.depth=3'],
+    { encoding: 'utf8' },
+  );
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--init .*timm\.pth has model\.depth 2, the config sets model\.depth 3/);
+  assert.equal(existsSync(run), false);
+});

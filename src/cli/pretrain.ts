@@ -4,7 +4,7 @@ import { METHODS, methodNames } from '../methods/index.js';
 import type { ConfigSources } from '../train/config.js';
 import { loadConfig, resolveDevice } from '../train/config.js';
 import { Distributed, distFromEnv } from '../train/distributed.js';
-import { initSets } from '../train/import.js';
+import { checkInitFits, initSets } from '../train/import.js';
 import { launchLocal } from '../train/launch.js';
 import { type PretrainResult, pretrain } from '../train/pretrain.js';
 import { defaultRunDir, readRunConfig } from '../train/run.js';
@@ -64,8 +64,12 @@ function rankArgs(argv: string[], out: string | undefined): string[] {
 
 /** Runs pretraining in this process, or launches --nproc ranks; prints the run directory and checkpoint. */
 export async function runPretrain(f: PretrainFlags): Promise<PretrainResult | number> {
-  if (f.init && !process.env.WORLD_SIZE)
-    for (const n of initSets(f.init, initHeads(f)).notes) process.stderr.write(`locus: ${n}\n`);
+  if (f.init) {
+    // the file's shapes against the config, before a run directory exists
+    checkInitFits(loadConfig(sources(f)).model, f.init, initHeads(f));
+    if (!process.env.WORLD_SIZE)
+      for (const n of initSets(f.init, initHeads(f)).notes) process.stderr.write(`locus: ${n}\n`);
+  }
   if (f.nproc > 1 && !process.env.WORLD_SIZE) {
     const out = f.resume ? undefined : (f.out ?? defaultRunDir(loadConfig(sources(f)).method));
     return launchLocal(process.argv[1] as string, rankArgs(process.argv.slice(2), out), f.nproc);

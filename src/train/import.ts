@@ -366,10 +366,10 @@ export function fileSha(path: string): string {
   return h.digest('hex').slice(0, 16);
 }
 
-const initCache = new Map<string, { sets: string[]; notes: string[] }>();
+const initCache = new Map<string, { sets: string[]; notes: string[]; arch: ImportedArch }>();
 
 /** `--set` lines that give a run config the file's architecture (explicit `--set`s after them win). */
-export function initSets(path: string, heads?: number): { sets: string[]; notes: string[] } {
+export function initSets(path: string, heads?: number): { sets: string[]; notes: string[]; arch: ImportedArch } {
   const key = `${path}\0${heads}`;
   const hit = initCache.get(key);
   if (hit) return hit;
@@ -388,6 +388,7 @@ export function initSets(path: string, heads?: number): { sets: string[]; notes:
       `model.init=${JSON.stringify(resolve(path))}`,
     ],
     notes: w.notes,
+    arch: a,
   };
   initCache.set(key, r);
   return r;
@@ -463,4 +464,14 @@ export function initMethod(
   } finally {
     disposeWeights(w);
   }
+}
+
+/** Before a run directory exists: the config's model must have the --init file's shapes (one line naming the field). */
+export function checkInitFits(model: Record<string, unknown>, path: string, heads?: number): void {
+  const a = initSets(path, heads).arch;
+  for (const k of ['dim', 'depth', 'patchSize', 'mlpRatio', 'qkvBias'] as const)
+    if (model[k] !== a[k])
+      throw new ImportError(
+        `--init ${path} has model.${k} ${a[k]}, the config sets model.${k} ${model[k]}: drop that setting or use weights of that size`,
+      );
 }
