@@ -108,6 +108,13 @@ test('another input size: pos_embed resampled as timm does (bicubic), within 1e-
   }
 });
 
+test('a whole pickled module (not a state dict) is refused in one line, naming its class', { skip }, () => {
+  assert.throws(
+    () => readWeights(join(dir, 'whole_model.pth')),
+    /whole_model\.pth: the pickle holds a whole vit_reference\.VisionTransformer object, not a state dict/,
+  );
+});
+
 test('a tensor only a foreign class could rebuild is refused, naming the global', { skip }, () => {
   assert.throws(
     () => readWeights(join(dir, 'foreign.pth')),

@@ -14,11 +14,17 @@
 import type { StDtype } from './safetensors.js';
 
 /** A global (module.name) the pickle referred to; never resolved to anything callable. */
+/** Python 2 module names that protocol-2 pickles carry (pickle's fix_imports). */
+const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
+
 export class PyGlobal {
+  readonly module: string;
   constructor(
-    readonly module: string,
+    module: string,
     readonly name: string,
-  ) {}
+  ) {
+    this.module = PY2_MODULES[module] ?? module;
+  }
   get qualified(): string {
     return `${this.module}.${this.name}`;
   }

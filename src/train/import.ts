@@ -105,6 +105,10 @@ function readRaw(path: string, notes: string[]) {
     const archive = new TorchArchive(path);
     try {
       const top = archive.load();
+      if (top instanceof Opaque)
+        throw new ImportError(
+          `${path}: the pickle holds a whole ${top.global} object, not a state dict; save model.state_dict() instead`,
+        );
       if (!(top instanceof Map)) throw new ImportError(`${path}: the pickle holds a ${typeof top}, not a dict`);
       const [container, dict] = pickContainer(top, path, notes);
       return { container, dict, archive, metadata: {} as Record<string, string> };
