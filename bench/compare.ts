@@ -7,6 +7,8 @@
 // Usage: node dist/bench/compare.js [--steps N] [--seeds 0,1] [--methods dino,loca,...] [--evals knn,seg,...]
 //        [--out DIR] [--md FILE] [--html FILE] [--set key=value ...] [--mini] [--fresh] [--no-report] [--no-random]
 //        node dist/bench/compare.js --from A.json,B.json [--md FILE]
+//        node dist/bench/compare.js --weights a.pth,b.safetensors [--runs runs/x,…] [--heads N] [--size PX]
+//          [--evals …] [--seeds …] [--mini] [--md FILE]: off-the-shelf checkpoints beside runs (bench/zoo.ts, ZOO.md)
 // Every run also writes its records next to the table (COMPARISON.json); --from renders one table from
 // several such files (seeds or methods run on different machines or in several sittings), running nothing.
 // --mini: CI miniature (2 methods, 1 seed, a few steps, a small model, tiny probes; ~1–2 min).
@@ -26,6 +28,7 @@ import { type ReportRun, renderReport } from '../src/report/html.js';
 import { listCheckpoints } from '../src/train/checkpoint.js';
 import { type Config, loadConfig } from '../src/train/config.js';
 import { readMetrics, readRunConfig } from '../src/train/run.js';
+import { type ZooArgs, zoo } from './zoo.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url)); // dist/bench → repository root
 const ALL_METHODS = ['dino', 'selfpatch', 'loca', 'scrl', 'gtsa', 'mim', 'dino+mim'];
@@ -73,6 +76,7 @@ interface Args {
   fresh: boolean;
   random: boolean;
   from: string[];
+  zoo: Pick<ZooArgs, 'weights' | 'runs' | 'heads' | 'size' | 'seeds' | 'md'> | null;
 }
 
 function parse(): Args {
@@ -91,6 +95,10 @@ function parse(): Args {
       'no-report': { type: 'boolean', default: false },
       'no-random': { type: 'boolean', default: false }, // no random-init row (another sitting evaluates it)
       from: { type: 'string' },
+      weights: { type: 'string' }, // bench/zoo.ts
+      runs: { type: 'string' },
+      heads: { type: 'string' },
+      size: { type: 'string' },
       help: { type: 'boolean', default: false },
     },
   });
@@ -140,6 +148,17 @@ function parse(): Args {
     fresh: values.fresh ?? false,
     random: !values['no-random'],
     from: list(values.from, []).map((f) => resolve(f)),
+    zoo:
+      values.weights || values.runs
+        ? {
+            weights: list(values.weights, []),
+            runs: list(values.runs, []),
+            heads: values.heads ? Number(values.heads) : undefined,
+            size: values.size ? Number(values.size) : undefined,
+            seeds: list(values.seeds, ['0']).map(Number),
+            md: resolve(values.md ?? join(mini ? out : join(ROOT, 'bench'), 'ZOO.md')),
+          }
+        : null,
   };
 }
 
@@ -504,6 +523,19 @@ function merge(a: Args): void {
 async function main(): Promise<void> {
   const a = parse();
   if (a.from.length > 0) return merge(a);
+  if (a.zoo) {
+    const command = `npm run compare -- ${process.argv.slice(2).join(' ')}`.trim();
+    const probeOptions = a.mini ? MINI_EVAL : {};
+    process.exitCode = await zoo({
+      ...a.zoo,
+      evals: a.evals,
+      random: a.random,
+      probeOptions,
+      command,
+      machine: machine(),
+    });
+    return;
+  }
   const startLoad = loadavg();
   const t0 = performance.now();
   const command = `npm run compare -- ${process.argv.slice(2).join(' ')}`.trim();

@@ -5,11 +5,14 @@ import { describeResult, EVAL_DEFAULTS, EVAL_KINDS, runDirFor, runEval, vitConfi
 import { checkpointConfig, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
 import { loadConfig, parseSet, setPath } from '../train/config.js';
 import { evalFileName } from '../train/evalfiles.js';
+import { importBackbone, isForeignWeights } from '../train/import.js';
 import { holdsRun, writeEval } from '../train/run.js';
-import { action, collect, printJson } from './common.js';
+import { action, collect, parseIntOption, printJson } from './common.js';
 
 interface EvalFlags {
   checkpoint?: string;
+  weights?: string;
+  heads?: number;
   randomInit?: boolean;
   config?: string;
   seed?: string;
@@ -43,6 +46,8 @@ export function registerEval(program: Command): void {
     .description('evaluate a pretrained checkpoint with a probe on frozen features')
     .argument('<kind>', `the probe (${EVAL_KINDS.join(', ')})`)
     .option('--checkpoint <path>', 'run checkpoint, run directory (its latest checkpoint), or exported backbone')
+    .option('--weights <file>', 'an off-the-shelf ViT: timm/DINO/iBOT/DeiT/MAE state dict (.pth, .pt, .safetensors)')
+    .option('--heads <n>', 'attention heads of --weights (default: its metadata, else dim/64)', parseIntOption(1))
     .option('--random-init', 'evaluate a randomly initialised backbone of the same architecture instead')
     .option('--config <file>', 'run config giving the architecture for --random-init without --checkpoint')
     .option('--seed <n>', 'probe seed (and the random init seed)', '0')
@@ -64,19 +69,40 @@ Examples:
   $ locus eval seg --checkpoint runs/x/checkpoints/step-000300.safetensors --json
   $ locus eval parts --checkpoint runs/x --set train.length=200 --set seg.steps=100
   $ locus eval knn --checkpoint runs/x --random-init      # the same architecture, untrained
-  $ locus eval linear --checkpoint exported/backbone.safetensors`,
+  $ locus eval linear --checkpoint exported/backbone.safetensors
+  $ locus eval knn --weights dino_deitsmall16_pretrain.pth       # an off-the-shelf ViT (timm, DINO, iBOT, DeiT, MAE)
+  $ locus eval seg --weights vit_small.safetensors --heads 6 --random-init   # its architecture, untrained`,
     )
     .action(
       action(async (kind: string, f: EvalFlags) => {
         if (!(EVAL_KINDS as readonly string[]).includes(kind))
           throw new Error(`unknown eval kind '${kind}' (allowed: ${EVAL_KINDS.join(', ')})`);
-        if (!f.checkpoint && !f.randomInit) throw new Error('eval needs --checkpoint PATH (or --random-init)');
+        if (f.weights && f.checkpoint) throw new Error('give --checkpoint or --weights, not both');
+        // a foreign file given as --checkpoint is read as --weights (its architecture for --random-init too)
+        if (f.checkpoint && isForeignWeights(f.checkpoint)) [f.weights, f.checkpoint] = [f.checkpoint, undefined];
+        if (!f.checkpoint && !f.weights && !f.randomInit)
+          throw new Error('eval needs --checkpoint PATH or --weights FILE (or --random-init)');
         const seed = Number(f.seed);
         if (!Number.isInteger(seed) || seed < 0) throw new Error(`--seed must be an integer ≥ 0 (got '${f.seed}')`);
-        const options = { ...probeOptions(f.set), seed, ...(f.save ? {} : { outDir: null }) };
+        // with --weights, `--set model.heads=N` is --heads N (as for pretrain --init)
+        const headsSet = f.weights ? f.set.find((x) => /^model\.heads=\d+$/.test(x)) : undefined;
+        if (headsSet) f.heads ??= Number(headsSet.split('=')[1]);
+        const sets = f.set.filter((x) => x !== headsSet);
+        const options = { ...probeOptions(sets), seed, ...(f.save ? {} : { outDir: null }) };
         let result: Record<string, unknown>;
         let saved: string | null = null;
-        if (f.randomInit) {
+        if (f.weights) {
+          const bb = importBackbone(f.weights, { heads: f.heads });
+          try {
+            result = await runEval(kind, {
+              checkpoint: f.randomInit ? `random:${seed}` : bb,
+              randomConfig: bb.vit.cfg,
+              options: { outDir: null, ...options },
+            });
+          } finally {
+            bb.dispose();
+          }
+        } else if (f.randomInit) {
           const ck = f.checkpoint ? resolveCheckpoint(f.checkpoint) : null;
           const config = ck ? checkpointConfig(ck) : loadConfig({ file: f.config });
           result = await runEval(kind, {

@@ -4,6 +4,7 @@ import { METHODS, methodNames } from '../methods/index.js';
 import type { ConfigSources } from '../train/config.js';
 import { loadConfig, resolveDevice } from '../train/config.js';
 import { Distributed, distFromEnv } from '../train/distributed.js';
+import { checkInitFits, initSets } from '../train/import.js';
 import { launchLocal } from '../train/launch.js';
 import { type PretrainResult, pretrain } from '../train/pretrain.js';
 import { defaultRunDir, readRunConfig } from '../train/run.js';
@@ -16,6 +17,7 @@ export interface PretrainFlags {
   config?: string;
   set: string[];
   resume?: string;
+  init?: string;
   nproc: number;
   seed?: number;
   json?: boolean;
@@ -29,13 +31,23 @@ export function addPretrainOptions(cmd: Command): Command {
     .option('--config <file>', 'config file (JSON or YAML)')
     .option('--set <key=value>', 'override a config field by dotted path (repeatable; JSON values)', collect, [])
     .option('--resume <dir>', 'continue the run in <dir> exactly from its latest checkpoint')
+    .option('--init <file>', 'start the backbone from an off-the-shelf ViT (.pth/.pt/.safetensors; its architecture)')
     .option('--nproc <n>', 'data-parallel processes on this machine (c10d: Gloo, NCCL on cuda)', parseIntOption(1), 1)
     .option('--seed <n>', 'run seed (seed)', parseIntOption(0))
     .option('--json', 'print one JSON object with the results as the last line');
 }
 
+/** `--set model.heads=N` given with --init (the head count is not in a state dict). */
+function initHeads(f: PretrainFlags): number | undefined {
+  const h = f.set.map((s) => /^model\.heads=(\d+)$/.exec(s)?.[1]).find((v) => v !== undefined);
+  return h === undefined ? undefined : Number(h);
+}
+
 export function sources(f: PretrainFlags): ConfigSources {
-  return { file: f.config, sets: f.set, method: f.method, steps: f.steps, seed: f.seed };
+  if (f.init && f.resume) throw new Error('--init starts a new run; it cannot be combined with --resume');
+  // --init: the file's architecture (and model.init) before the user's --set, which win
+  const sets = f.init ? [...initSets(f.init, initHeads(f)).sets, ...f.set] : f.set;
+  return { file: f.config, sets, method: f.method, steps: f.steps, seed: f.seed };
 }
 
 /** The argv of this command minus --nproc, plus an explicit --out (every rank must agree on it). */
@@ -52,6 +64,12 @@ function rankArgs(argv: string[], out: string | undefined): string[] {
 
 /** Runs pretraining in this process, or launches --nproc ranks; prints the run directory and checkpoint. */
 export async function runPretrain(f: PretrainFlags): Promise<PretrainResult | number> {
+  if (f.init) {
+    // the file's shapes against the config, before a run directory exists
+    checkInitFits(loadConfig(sources(f)).model, f.init, initHeads(f));
+    if (!process.env.WORLD_SIZE)
+      for (const n of initSets(f.init, initHeads(f)).notes) process.stderr.write(`locus: ${n}\n`);
+  }
   if (f.nproc > 1 && !process.env.WORLD_SIZE) {
     const out = f.resume ? undefined : (f.out ?? defaultRunDir(loadConfig(sources(f)).method));
     return launchLocal(process.argv[1] as string, rankArgs(process.argv.slice(2), out), f.nproc);
@@ -101,6 +119,7 @@ Examples:
   $ locus pretrain --method dino --steps 200 --out runs/dino-short
   $ locus pretrain --config my.yaml --set optim.lr=0.001 --set model.depth=6
   $ locus pretrain --resume runs/dino-short          # continue exactly after Ctrl-C
+  $ locus pretrain --init dino_deitsmall16_pretrain.pth --steps 100   # continue from an off-the-shelf ViT
   $ locus pretrain --nproc 2 --steps 100             # data-parallel over 2 local processes
 
 Ctrl-C (SIGINT) or SIGTERM finishes the current step, writes a checkpoint and exits 0.`,

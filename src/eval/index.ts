@@ -11,6 +11,7 @@ import { createVit, type VitConfig } from '../nn/index.js';
 import { disposeCheckpoint, loadCheckpoint, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
 import { type Config, resolveConfig } from '../train/config.js';
 import { evalFileName } from '../train/evalfiles.js';
+import { importBackbone, isForeignWeights } from '../train/import.js';
 import { buildMethod } from '../train/loop.js';
 import { provenance } from '../train/provenance.js';
 import { holdsRun, runPaths, writeJsonAtomic } from '../train/run.js';
@@ -168,6 +169,8 @@ export async function resolveBackbone(
   if (typeof ck !== 'string') return ck;
   const m = /^random(?::(\d+))?$/.exec(ck);
   if (m) return randomBackbone(randomConfig, m[1] === undefined ? seed : Number(m[1]));
+  // a checkpoint Locus did not write (timm/DINO/iBOT/DeiT/MAE .pth or safetensors): src/train/import.ts
+  if (isForeignWeights(ck)) return importBackbone(ck);
   // a run checkpoint (or run directory) carries locus.checkpoint metadata; an exported backbone does not
   if (ck.endsWith('.safetensors') && existsSync(ck) && !('locus.checkpoint' in loadMetadata(ck)))
     return loadExportedBackbone(ck);

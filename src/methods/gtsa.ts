@@ -393,9 +393,9 @@ export function checkGtsaOptions(o: GtsaOptions, model: { imgSize: number; patch
   const g = model.imgSize / p;
   const l = o.localSize / p;
   if (o.numMatches[0] > g * g)
-    return `gtsa.numMatches[0] ${o.numMatches[0]} exceeds the ${g * g} tokens of a global view`;
+    return `gtsa.numMatches[0] ${o.numMatches[0]} exceeds the ${g * g} tokens of a global view (model.imgSize ${model.imgSize} / model.patchSize ${p}): lower gtsa.numMatches[0] or raise model.imgSize`;
   if (o.localCount > 0 && o.numMatches[1] > l * l)
-    return `gtsa.numMatches[1] ${o.numMatches[1]} exceeds the ${l * l} tokens of a local view`;
+    return `gtsa.numMatches[1] ${o.numMatches[1]} exceeds the ${l * l} tokens of a local view (gtsa.localSize ${o.localSize} / model.patchSize ${p}): raise gtsa.localSize or lower gtsa.numMatches[1]`;
   return null;
 }
 

@@ -5,5 +5,6 @@ export * from './init.js';
 export * from './layers.js';
 export * from './module.js';
 export * from './optim.js';
+export * from './presets.js';
 export * from './schedules.js';
 export * from './vit.js';

@@ -11,7 +11,8 @@ import { z } from 'zod';
 import { cudaAvailable } from '../engine/index.js';
 import { buildFlags } from '../engine/native.js';
 import { getMethod, METHODS, methodNames } from '../methods/index.js';
-import { VIT_PRESETS } from '../nn/index.js';
+import { MODEL_PRESET_NAMES, MODEL_PRESETS } from '../nn/presets.js';
+import { cropDefaults } from './crops.js';
 
 export class ConfigError extends Error {
   constructor(message: string) {
@@ -82,7 +83,8 @@ function baseSchema() {
       seed: int(0).default(0),
       model: z
         .object({
-          preset: z.enum(['tiny', 'small', 'base']).nullable().default(null), // fills dim/depth/heads not given
+          // fills dim/depth/heads not given; a timm name (vit_small_patch16_224, …) also patchSize and imgSize
+          preset: z.enum(MODEL_PRESET_NAMES).nullable().default(null),
           imgSize: int(1).default(32), // native input = global crop side (DINO 224; 64-px canvas → 32)
           patchSize: int(1).default(4), // 8x8 grid on a global crop (DINO ViT-S/16: 14x14)
           dim: int(1).default(192), // ViT-Tiny width
@@ -91,6 +93,7 @@ function baseSchema() {
           mlpRatio: pos().default(4),
           qkvBias: z.boolean().default(true),
           dropPath: unit().default(0.1), // student stochastic depth (DINO --drop_path_rate 0.1); teachers get 0
+          init: z.string().nullable().default(null), // weights the backbone starts from (pretrain --init FILE)
         })
         .strict()
         .prefault({}),
@@ -255,9 +258,10 @@ function applyPreset(raw: Record<string, unknown>): Record<string, unknown> {
     raw = { ...raw, data: { ...data, dataset: { kind: 'scenes', ...ds } } };
   const model = raw.model as Record<string, unknown> | undefined;
   const preset = model?.preset;
-  if (typeof preset !== 'string' || !(preset in VIT_PRESETS)) return raw;
-  const p = VIT_PRESETS[preset as keyof typeof VIT_PRESETS];
-  return { ...raw, model: { dim: p.dim, depth: p.depth, heads: p.heads, ...model } };
+  if (typeof preset !== 'string' || !Object.hasOwn(MODEL_PRESETS, preset)) return raw;
+  const { dim, depth, heads, patchSize, imgSize } = MODEL_PRESETS[preset] as (typeof MODEL_PRESETS)[string];
+  const sizes = patchSize ? { patchSize, imgSize } : {};
+  return { ...raw, model: { dim, depth, heads, ...sizes, ...model } };
 }
 
 /** The chosen method's optimiser defaults under the config's own `optim` values (which win). */
@@ -290,8 +294,12 @@ export function resolveConfig(raw: unknown = {}): Config {
   const out: Record<string, unknown> = { ...base };
   for (const name of methodNames()) {
     const section = (input as Record<string, unknown>)[name];
-    if (name === base.method) out[name] = parseOrThrow(def.schema, section ?? {}, `${name}.`);
-    else if (section !== undefined) parseOrThrow(METHODS[name].schema, section, `${name}.`);
+    if (name === base.method) {
+      // crop sizes follow the model (src/train/crops.ts) where the section does not set them
+      const given = section && typeof section === 'object' && !Array.isArray(section) ? section : {};
+      const sized = { ...cropDefaults(name, base.model, given as Record<string, unknown>), ...given };
+      out[name] = parseOrThrow(def.schema, section === undefined || section === given ? sized : section, `${name}.`);
+    } else if (section !== undefined) parseOrThrow(METHODS[name].schema, section, `${name}.`);
   }
   const cfg = out as Config;
   checkConsistency(cfg);

@@ -40,6 +40,7 @@ import {
   saveCheckpoint,
 } from './checkpoint.js';
 import { type Config, configHash, peakLr, resolveDevice, warmupSteps } from './config.js';
+import { initMethod } from './import.js';
 import type { Progress } from './progress.js';
 import { appendMetrics, type MetricsRow, type RunPaths } from './run.js';
 import { type StopFlag, yieldToEventLoop } from './signals.js';
@@ -199,6 +200,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const device = trainDevice(c, dist);
 
   const method = buildMethod(c);
+  // pretrain --init: the imported backbone in every ViT of the method before step 0 (a resume overwrites it)
+  if (c.model.init && !o.resume) {
+    const notes = initMethod(method, c.model.init, c.model.heads);
+    if (isMain) process.stderr.write(`locus: ${notes[notes.length - 1]}\n`);
+  }
   if (device !== 'cpu') {
     // Parameters and buffers move in place (before the optimizer is built; a resume copies into them).
     method.student.to(undefined, device);
