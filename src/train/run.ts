@@ -101,8 +101,8 @@ export function createRun(dir: string, config: Config, lock?: (tmpDir: string) =
     renameSync(tmp, p.dir);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
-    if (e instanceof RunError) throw new RunError(`cannot create run directory ${p.dir}: ${e.message}`);
-    throw ioError('cannot create run directory', p.dir, e);
+    const msg = (e instanceof RunError ? e : ioError('cannot write in', tmp, e)).message.replaceAll(tmp, p.dir);
+    throw new RunError(`cannot create run directory ${p.dir} (nothing was left behind): ${msg}`);
   }
   return p;
 }
