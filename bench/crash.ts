@@ -19,24 +19,37 @@ import { readMetrics } from '../src/train/run.js';
 
 const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 const BIN = join(ROOT, 'bin/locus.js');
-const { values } = parseArgs({
-  options: {
-    trials: { type: 'string', default: '20' },
-    steps: { type: 'string', default: '40' },
-    'ckpt-every': { type: 'string', default: '5' },
-    seed: { type: 'string', default: '1' },
-    set: { type: 'string', multiple: true, default: [] },
-  },
-});
+function usage(msg: string): never {
+  process.stderr.write(`locus bench crash: ${msg}\n`);
+  process.exit(2);
+}
+let values: { trials: string; steps: string; 'ckpt-every': string; seed: string; set: string[] };
+try {
+  values = parseArgs({
+    options: {
+      trials: { type: 'string', default: '20' },
+      steps: { type: 'string', default: '40' },
+      'ckpt-every': { type: 'string', default: '5' },
+      seed: { type: 'string', default: '1' },
+      set: { type: 'string', multiple: true, default: [] },
+    },
+  }).values as typeof values;
+} catch (e) {
+  usage(
+    `${(e as Error).message.split('\n')[0]} (options: --trials N, --steps N, --ckpt-every N, --seed N, --set key=value)`,
+  );
+}
 const trials = Number(values.trials);
 const steps = Number(values.steps);
 const ckptEvery = Number(values['ckpt-every']);
 for (const [k, v] of [
-  ['--trials', trials],
-  ['--steps', steps],
-  ['--ckpt-every', ckptEvery],
+  ['--trials', values.trials],
+  ['--steps', values.steps],
+  ['--ckpt-every', values['ckpt-every']],
 ] as const)
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${k} must be an integer ≥ 1 (got ${v})`);
+  if (!Number.isInteger(Number(v)) || Number(v) < 1) usage(`${k} must be an integer ≥ 1 (got '${v}')`);
+if (steps <= ckptEvery)
+  usage(`--steps ${steps} must be greater than --ckpt-every ${ckptEvery} (no periodic checkpoint to hit)`);
 
 // A 1-block ViT of width 32 with an 8192-wide DINO head: ~10 MB checkpoints (long enough to be hit mid-write).
 const SETS = [
@@ -52,7 +65,7 @@ const SETS = [
   'data.workers=1',
   'train.progress="none"',
   `train.ckptEvery=${ckptEvery}`,
-  ...(values.set as string[]),
+  ...values.set,
 ];
 const ARGS = ['--steps', String(steps), ...SETS.flatMap((s) => ['--set', s])];
 const ENV = { ...process.env, LOCUS_THREADS: process.env.LOCUS_THREADS ?? '1', MALLOC_ARENA_MAX: '1' };
