@@ -243,9 +243,9 @@ export function readEvals(dir: string): Record<string, Record<string, unknown>> 
   for (const f of readdirSync(p.evals).sort()) {
     if (!f.endsWith('.json')) continue;
     try {
-      out[f.slice(0, -5)] = JSON.parse(readFileSync(join(p.evals, f), 'utf8')) as Record<string, unknown>;
-    } catch {
-      // skip unreadable results
+      out[f.slice(0, -5)] = readJsonFile<Record<string, unknown>>(join(p.evals, f));
+    } catch (e) {
+      process.stderr.write(`locus: skipping ${(e as Error).message}\n`); // named, and the rest still reads
     }
   }
   return out;
