@@ -233,6 +233,12 @@ describe('run directories', () => {
       Array.from({ length: s.length }, (_, i) => i + 1),
       'metrics rows 1..N once each',
     );
+    // a holder on another host cannot be checked from here: refused, and the file to remove is named
+    const other = { pid: 4242, host: 'elsewhere', started: '2026-01-01T00:00:00.000Z', procStart: null, command: '' };
+    writeFileSync(join(dir, 'lock'), JSON.stringify(other));
+    const d = locus(['pretrain', '--resume', dir, '--steps', String(last + 4)]);
+    assert.match(errorLine(d, 'other host'), /locked by pid 4242 on another host, elsewhere .*remove the lock file/);
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, 'lock'), 'utf8')), other, 'the lock is left as it was');
   });
 
   test('4: errors name their file: too few samples, a corrupt config.json, a full disk mid-run', (t) => {

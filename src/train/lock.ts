@@ -119,7 +119,11 @@ export function acquireLock(
     if (!l) continue; // released meanwhile: try again
     const h = l.info;
     if (h && h.pid === process.pid && h.host === hostname()) return holdLock(path);
-    if (h && (h.host !== hostname() || holderAlive(h)))
+    if (h && h.host !== hostname())
+      throw new LockError(
+        `${what} is locked by pid ${h.pid} on another host, ${h.host} (since ${h.started}), which this machine cannot check; if no locus process there is writing it, remove the lock file ${path}`,
+      );
+    if (h && holderAlive(h))
       throw new LockError(
         `${what} is locked by pid ${h.pid} on ${h.host} (since ${h.started}): another locus process is writing it; wait for it or stop it (lock file ${path})`,
       );
