@@ -80,7 +80,7 @@ test('--help works for the program and every command, with examples', () => {
 test('bench: an unknown benchmark is one clear line', () => {
   const r = locus(['bench', 'nope']);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, /unknown benchmark 'nope' \(allowed: engine, data, methods, ddp, compare\)/);
+  assert.match(r.stderr, /unknown benchmark 'nope' \(allowed: engine, data, methods, ddp, compare, crash\)/);
 });
 
 test('usage errors are one line with a non-zero exit', () => {

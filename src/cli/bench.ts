@@ -1,4 +1,4 @@
-// `locus bench engine|data|compare`: the benchmarks under bench/ (each compares with PyTorch or prints
+// `locus bench engine|data|methods|ddp|compare|crash`: the benchmarks under bench/ (each compares with PyTorch or prints
 // its measured numbers; see bench/RESULTS.md), run as child processes with their own flags.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,12 +11,13 @@ const BENCHES: Record<string, string> = {
   methods: "each method's step time on the default config relative to DINO's",
   ddp: '2-process DDP step time vs 1 process on the same total batch, with the all-reduce share',
   compare: 'every method, same budget, every probe, several seeds → bench/COMPARISON.md',
+  crash: 'SIGKILL soak: N kills at random times and mid-checkpoint-write, each resumed and checked',
 };
 
 export function registerBench(program: Command): void {
   program
     .command('bench')
-    .description('run a benchmark (engine, data, ddp, compare); extra flags go to it')
+    .description(`run a benchmark (${Object.keys(BENCHES).join(', ')}); extra flags go to it`)
     .argument('<name>', `the benchmark (${Object.keys(BENCHES).join(', ')})`)
     .argument('[args...]', 'flags for the benchmark (e.g. --rounds 5); use -- before them')
     .allowUnknownOption()
@@ -31,7 +32,8 @@ ${Object.entries(BENCHES)
 Examples:
   $ locus bench engine -- --rounds 5
   $ locus bench ddp -- --steps 20
-  $ locus bench compare -- --steps 150 --seeds 0,1`,
+  $ locus bench compare -- --steps 150 --seeds 0,1
+  $ locus bench crash -- --trials 20`,
     )
     .action((name: string, args: string[]) => {
       if (!BENCHES[name]) {

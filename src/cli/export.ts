@@ -6,6 +6,7 @@ import { resolveConfig } from '../train/config.js';
 import { exportSafetensors } from '../train/export.js';
 import { exportOnnx } from '../train/export_onnx.js';
 import { buildMethod } from '../train/loop.js';
+import { refuseRunOwned } from '../train/run.js';
 import { action, printJson } from './common.js';
 
 const FORMATS = ['safetensors', 'onnx'];
@@ -45,6 +46,9 @@ The files' metadata records img_size, patch_size, embed_dim, depth, num_heads an
       action(async (f: ExportFlags) => {
         if (!FORMATS.includes(f.format))
           throw new Error(`unknown --format ${f.format} (allowed: ${FORMATS.join(', ')})`);
+        // never write over a run's own files (its checkpoints, config, evals): the run would be unusable
+        refuseRunOwned(f.out);
+        if (f.format === 'safetensors') refuseRunOwned(f.out.replace(/(\.safetensors)?$/, '.heads.safetensors'));
         const ck = loadCheckpoint(f.checkpoint);
         try {
           const method = buildMethod(resolveConfig(ck.config));

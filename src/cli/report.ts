@@ -1,10 +1,11 @@
 // `locus report RUN_DIR... --out FILE.html`: one self-contained HTML page from run directories
 // (config, metrics, evals, and pictures from each run's latest checkpoint).
-import { renameSync, writeFileSync } from 'node:fs';
+import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectRun } from '../report/collect.js';
 import { type ReportRun, renderReport } from '../report/html.js';
+import { ioError, refuseRunOwned } from '../train/run.js';
 import { action, printJson } from './common.js';
 
 export async function writeReport(
@@ -12,13 +13,19 @@ export async function writeReport(
   out: string,
   o: { title?: string; pictures?: boolean } = {},
 ): Promise<string> {
+  refuseRunOwned(out); // never over a run's own files (config.json, checkpoints/, evals/, …)
   const runs: ReportRun[] = [];
   for (const d of dirs) runs.push(await collectRun(d, { pictures: o.pictures === false ? 0 : 4 }));
   const html = await renderReport(runs, { title: o.title });
   const path = resolve(out);
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, html);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, html);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw ioError('cannot write the report', path, e);
+  }
   return path;
 }
 

@@ -3,6 +3,7 @@
 // resolution, cross-entropy with the ignore index. AdamW with a poly (power 0.9) schedule as mmseg.
 // Scored by a confusion matrix at label resolution: mIoU, pixel accuracy, per-class IoU.
 
+import { dirname, join } from 'node:path';
 import type { DatasetSpec } from '../data/datasets.js';
 import { deriveSeed, Rng } from '../data/rng.js';
 import {
@@ -32,6 +33,7 @@ import {
 } from './common.js';
 import { disposeFeatures } from './features.js';
 import { accumulateConfusion, type Confusion, emptyConfusion, type SegScores, segScores } from './metrics.js';
+import { SEG_SAMPLES_FILE, saveSegSamples } from './samples.js';
 
 export interface SegTrainOptions {
   steps: number;
@@ -268,6 +270,7 @@ export async function segEval(ctx: EvalContext, opts: Partial<SegOptions> = {}):
   );
   const fitS = t.lap();
   if (o.saveHead) saveSegHead(o.saveHead, head, { input: ctx.input, backbone: ctx.bb.hash, label_size: size });
+  if (o.saveHead) await saveSegSamples(join(dirname(o.saveHead), SEG_SAMPLES_FILE), test); // the report's pictures
   disposeSegHead(head);
   disposeFeatures(ftr);
   disposeFeatures(fte);

@@ -1,29 +1,46 @@
-// A run directory → the report's ReportRun: config.json, metrics.jsonl, evals/*@*.json, and pictures of a
-// few fixed eval scenes through the checkpoint's eval backbone: last-layer CLS attention per head (on
-// the patch grid), a joint PCA of the patch features as RGB, and the saved seg probe's predictions next
+// A run directory → the report's ReportRun: config.json, metrics.jsonl, evals/*@*.json, and pictures of the
+// seg eval's stored samples (evals/seg_samples.safetensors; without them, a few built-in eval scenes)
+// through the checkpoint's eval backbone: last-layer CLS attention per head (on the patch grid), a joint PCA of the patch features as RGB, and the saved seg probe's predictions next
 // to the ground truth.
-import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { existsSync, readdirSync, realpathSync } from 'node:fs';
+import { basename, join, sep } from 'node:path';
 import { type DatasetSpec, openDataset } from '../data/datasets.js';
 import { noGrad, type Tensor, tidy } from '../engine/index.js';
 import { loadMetadata, loadTensors } from '../engine/io.js';
 import { defaultInput, type EvalBackbone, type InputSettings, imagesToTensor } from '../eval/features.js';
 import { loadRunCheckpoint } from '../eval/index.js';
+import { loadSegSamples, type PictureSamples, SEG_SAMPLES_FILE } from '../eval/samples.js';
 import { disposeSegHead, type SegHead, segLogits } from '../eval/seg.js';
 import { listCheckpoints } from '../train/checkpoint.js';
-import { latestEval } from '../train/evalfiles.js';
 import { readEvals, readMetrics, readRunConfig, readRunProvenance, runPaths } from '../train/run.js';
 import type { GrayMap, ReportPicture, ReportRun } from './html.js';
 
 export interface CollectOptions {
   pictures?: number; // eval scenes to picture (default 4; 0 = none)
   name?: string; // default: the directory's name
-  /** Scenes to picture; default: the seg probe's test set if it ran, else Fashion-MNIST eval scenes. */
+  /** Scenes to picture, chosen by the caller; default: the samples the seg eval stored in the run, else built-in eval scenes. */
   pictureData?: DatasetSpec;
+}
+
+/** The built-in pictures when the run has no stored seg samples (a fixed spec, never one a run names). */
+const DEFAULT_PICTURES = (n: number): DatasetSpec => ({ kind: 'scenes', split: 'eval', length: n });
+
+/**
+ * The report reads only the run directory it is given: a file in it that resolves (through a link)
+ * outside it is refused, and no path named inside its JSON files is ever opened.
+ */
+function insideRun(dir: string, file: string): string {
+  const root = realpathSync(dir);
+  const real = realpathSync(file);
+  if (real !== root && !real.startsWith(`${root}${sep}`))
+    throw new Error(`report: ${file} resolves to ${real}, outside its run directory ${root}; not read`);
+  return file;
 }
 
 export async function collectRun(runDir: string, o: CollectOptions = {}): Promise<ReportRun> {
   const p = runPaths(runDir);
+  for (const f of [p.config, p.metrics, p.evals, p.checkpoints]) if (existsSync(f)) insideRun(p.dir, f);
+  if (existsSync(p.evals)) for (const f of readdirSync(p.evals)) insideRun(p.dir, join(p.evals, f));
   const config = readRunConfig(runDir) as Record<string, unknown>;
   const evals = readEvals(runDir);
   const run: ReportRun = {
@@ -35,13 +52,21 @@ export async function collectRun(runDir: string, o: CollectOptions = {}): Promis
     provenance: readRunProvenance(runDir) as Record<string, unknown> | null,
   };
   const count = o.pictures ?? 4;
-  if (count > 0 && listCheckpoints(p.dir).length > 0) {
-    const bb = loadRunCheckpoint(p.dir);
+  const latest = listCheckpoints(p.dir).at(-1);
+  if (count > 0 && latest) {
+    insideRun(p.dir, latest.path);
+    const bb = loadRunCheckpoint(latest.path);
     try {
-      const segSpec = (latestEval(evals, 'seg')?.data as { test?: DatasetSpec } | undefined)?.test;
-      const spec = o.pictureData ?? segSpec ?? { kind: 'scenes', split: 'eval', length: count };
+      const stored = join(p.evals, SEG_SAMPLES_FILE);
       const headPath = join(p.evals, 'seg_head.safetensors');
-      run.pictures = { images: await pictures(bb, spec, count, existsSync(headPath) ? headPath : null) };
+      let samples: PictureSamples;
+      let head: string | null = null;
+      if (o.pictureData) samples = await datasetSamples(o.pictureData, count);
+      else if (existsSync(stored)) {
+        samples = loadSegSamples(stored);
+        if (existsSync(headPath)) head = headPath; // the head was trained on these samples' label size
+      } else samples = await datasetSamples(DEFAULT_PICTURES(count), count);
+      run.pictures = { images: await pictures(bb, samples, count, head) };
     } finally {
       bb.vit.dispose();
     }
@@ -49,16 +74,24 @@ export async function collectRun(runDir: string, o: CollectOptions = {}): Promis
   return run;
 }
 
-/** Pictures of the first `count` images of a dataset through a backbone (and a saved seg head). */
+/** The first `count` images (and masks) of a dataset the caller names. */
+export async function datasetSamples(spec: DatasetSpec, count: number): Promise<PictureSamples> {
+  const ds = await openDataset(spec);
+  const got = await Promise.all(Array.from({ length: Math.min(count, ds.length) }, (_, i) => ds.get(i)));
+  const masks = got.every((s) => s.mask) ? got.map((s) => s.mask as Uint8Array) : null;
+  return { images: got.map((s) => s.image), masks, classes: ds.maskClasses ?? 256 };
+}
+
+/** Pictures of the first `count` samples through a backbone (and a saved seg head). */
 export async function pictures(
   bb: EvalBackbone,
-  spec: DatasetSpec,
+  samples: PictureSamples,
   count: number,
   segHeadPath: string | null = null,
 ): Promise<ReportPicture[]> {
-  const ds = await openDataset(spec);
-  const n = Math.min(count, ds.length);
-  const samples = await Promise.all(Array.from({ length: n }, (_, i) => ds.get(i)));
+  const n = Math.min(count, samples.images.length);
+  const images = samples.images.slice(0, n);
+  const masks = samples.masks?.slice(0, n) ?? null;
   const head = segHeadPath ? loadSegHead(segHeadPath) : null;
   const input: InputSettings = head?.input ?? defaultInput(bb.vit);
   const vit = bb.vit;
@@ -67,19 +100,14 @@ export async function pictures(
   try {
     const out = noGrad(() =>
       tidy(() => {
-        const y = vit.forward(
-          imagesToTensor(
-            samples.map((s) => s.image),
-            input,
-          ),
-          { attention: true },
-        );
+        const y = vit.forward(imagesToTensor(images, input), { attention: true });
         const a = y.attention as Tensor; // [B, H, 1+N, 1+N]
         const N = y.patches.shape[1] as number;
         const cls = a.narrow(2, 0, 1).narrow(3, 1, N).squeeze(2); // [B, H, N]: CLS → patches
         let pred: Tensor | null = null;
         if (head) {
-          const m0 = samples[0]?.mask ? [samples[0].image.height, samples[0].image.width] : [input.size, input.size];
+          const im0 = images[0];
+          const m0 = masks && im0 ? [im0.height, im0.width] : [input.size, input.size];
           pred = segLogits(head.head, y.patches, m0 as [number, number])
             .argmax(1)
             .to('uint8');
@@ -96,22 +124,22 @@ export async function pictures(
     );
     const [gh, gw] = [input.size / vit.cfg.patchSize, input.size / vit.cfg.patchSize];
     const rgb = pcaRgb(out.patches, n * out.N, out.D);
-    return samples.map((s, i) => {
+    return images.map((image, i) => {
       const pic: ReportPicture = {
-        input: { width: s.image.width, height: s.image.height, data: s.image.data },
+        input: { width: image.width, height: image.height, data: image.data },
         attention: Array.from({ length: out.H }, (_, h): GrayMap => {
           const o = (i * out.H + h) * out.N;
           return { width: gw, height: gh, data: out.attn.slice(o, o + out.N) };
         }),
         pca: { width: gw, height: gh, data: rgb.slice(i * out.N * 3, (i + 1) * out.N * 3) },
       };
-      const classes = ds.maskClasses ?? 256;
-      if (s.mask) pic.segGt = { width: s.image.width, height: s.image.height, data: s.mask, classes };
+      const mask = masks?.[i];
+      if (mask) pic.segGt = { width: image.width, height: image.height, data: mask, classes: samples.classes };
       if (out.pred && head) {
-        const hw = s.image.width * s.image.height;
+        const hw = image.width * image.height;
         pic.segPred = {
-          width: s.image.width,
-          height: s.image.height,
+          width: image.width,
+          height: image.height,
           data: out.pred.slice(i * hw, (i + 1) * hw),
           classes: head.head.classes,
         };

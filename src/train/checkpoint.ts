@@ -102,9 +102,34 @@ export function saveCheckpoint(dir: string, parts: SaveParts, info: CheckpointIn
   const meta: Record<string, string> = { [META]: JSON.stringify(info), [CONFIG]: JSON.stringify(config) };
   meta[PROVENANCE] = JSON.stringify(provenance(parts.student.values().next().value?.device ?? 'cpu'));
   meta[SHA] = checksum(entries, meta);
-  writeSafetensorsFileSync(path, entries, meta);
+  const previous = listCheckpoints(dir).at(-1)?.path ?? null;
+  try {
+    writeSafetensorsFileSync(path, entries, meta); // removes its temp file when it fails
+  } catch (e) {
+    const err = e as NodeJS.ErrnoException;
+    const why = `${err.code && !err.message.startsWith(err.code) ? `${err.code}: ` : ''}${err.message.split('\n')[0]}`;
+    throw new CheckpointError(`cannot write checkpoint ${path} (${why}); ${lastGoodLine(previous)}`);
+  }
   fsyncDir(dir);
   return path;
+}
+
+/** Does a checkpoint file pass its checksum? (reads it; creates no tensors) */
+export function checkpointIntact(path: string): boolean {
+  try {
+    const f = readSafetensorsFileSync(path);
+    return f.metadata[SHA] !== undefined && checksum(f.entries, f.metadata) === f.metadata[SHA];
+  } catch {
+    return false;
+  }
+}
+
+/** "the last good checkpoint is … (verified intact)", checked now, for error messages. */
+export function lastGoodLine(previous: string | null): string {
+  if (!previous) return 'no checkpoint was written before this one (--resume starts the run from step 0)';
+  return checkpointIntact(previous)
+    ? `the last good checkpoint is ${previous}, intact (SHA-256 verified)`
+    : `the previous checkpoint ${previous} fails its SHA-256 check too`;
 }
 
 /** Reads and verifies a checkpoint file (header, checksum, format). Throws CheckpointError with one line. */
@@ -124,7 +149,7 @@ export function loadCheckpoint(path: string): CheckpointData {
     throw new CheckpointError(
       `corrupt checkpoint ${file}: SHA-256 mismatch (stored ${meta[SHA].slice(0, 12)}…, computed ${sum.slice(0, 12)}…)`,
     );
-  const info = JSON.parse(meta[META]) as CheckpointInfo;
+  const info = metaJson<CheckpointInfo>(file, meta, META);
   if (info.format !== CHECKPOINT_FORMAT)
     throw new CheckpointError(
       `${file}: checkpoint format ${info.format} is not supported (this Locus reads ${CHECKPOINT_FORMAT})`,
@@ -137,7 +162,7 @@ export function loadCheckpoint(path: string): CheckpointData {
   };
   return {
     info,
-    config: JSON.parse(meta[CONFIG] ?? '{}') as Config,
+    config: meta[CONFIG] ? metaJson<Config>(file, meta, CONFIG) : ({} as Config),
     student: group('student'),
     teacher: group('teacher'),
     optim: group('optim'),
@@ -158,7 +183,17 @@ export function checkpointConfig(path: string): Config {
     throw new CheckpointError(`corrupt checkpoint ${file}: ${(e as Error).message.split('\n')[0]}`);
   }
   if (!meta[CONFIG]) throw new CheckpointError(`${file} is not a Locus checkpoint (no ${CONFIG} metadata)`);
-  return JSON.parse(meta[CONFIG]) as Config;
+  return metaJson<Config>(file, meta, CONFIG);
+}
+
+function metaJson<T>(file: string, meta: Record<string, string>, key: string): T {
+  try {
+    return JSON.parse(meta[key] as string) as T;
+  } catch (e) {
+    throw new CheckpointError(
+      `corrupt checkpoint ${file}: metadata ${key} is not valid JSON (${(e as Error).message})`,
+    );
+  }
 }
 
 /** Frees a loaded checkpoint's tensors. */

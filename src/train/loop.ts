@@ -229,9 +229,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const loader = new ResumableLoader(loaderOpts);
   const spe = await loader.stepsPerEpoch();
   if (spe === 0) {
+    const n = await loader.length(); // read before close (a closed loader cannot say its length)
     await loader.close();
     throw new Error(
-      `data.dataset has ${await loader.length()} samples, fewer than one batch (optim.batchSize ${c.optim.batchSize} × ${world} processes)`,
+      `data.dataset has ${n} samples, fewer than one batch (optim.batchSize ${c.optim.batchSize} × ${world} processes)`,
     );
   }
 

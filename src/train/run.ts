@@ -1,9 +1,24 @@
 // The run directory: config.json (resolved), metrics.jsonl (one row per logged step), checkpoints/,
-// evals/<kind>@<dataset>.json and report.html. A new run never reuses a directory that holds a run.
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+// evals/<kind>@<dataset>.json, report.html and, while a process writes the run, its lock file. A run directory is
+// always in one of two states: new or never checkpointed (--resume starts it from step 0 with its saved
+// config) or checkpointed (--resume continues exactly). It is created atomically: written into a temp
+// directory beside it, then renamed into place, so a failed creation leaves nothing behind.
+import { randomBytes } from 'node:crypto';
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  realpathSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, dirname, join, relative, resolve, sep } from 'node:path';
 import { type Config, resolveDevice } from './config.js';
 import { evalFileName } from './evalfiles.js';
+import { pidAlive } from './lock.js';
 import { type Provenance, provenance } from './provenance.js';
 
 export class RunError extends Error {
@@ -20,6 +35,7 @@ export interface RunPaths {
   checkpoints: string;
   evals: string;
   report: string;
+  lock: string;
 }
 
 export function runPaths(dir: string): RunPaths {
@@ -31,7 +47,15 @@ export function runPaths(dir: string): RunPaths {
     checkpoints: join(d, 'checkpoints'),
     evals: join(d, 'evals'),
     report: join(d, 'report.html'),
+    lock: join(d, 'lock'),
   };
+}
+
+/** An fs error as one line that names the file (Node's messages for write/append on a descriptor do not). */
+export function ioError(what: string, file: string, e: unknown): RunError {
+  const err = e as NodeJS.ErrnoException;
+  const msg = (err.message ?? String(e)).split('\n')[0] as string;
+  return new RunError(`${what} ${file}: ${err.code && !msg.startsWith(err.code) ? `${err.code}: ` : ''}${msg}`);
 }
 
 /** runs/<method>-YYYYMMDD-HHMMSS (local time), with a suffix if that exists already. */
@@ -44,23 +68,44 @@ export function defaultRunDir(method: string, root = 'runs', now = new Date()): 
   return d;
 }
 
-/** Is there a run (config, metrics or checkpoints) in dir? */
+/** Is there a run in dir? (config.json is written first, in the same rename that creates the directory.) */
 export function holdsRun(dir: string): boolean {
-  const p = runPaths(dir);
-  return existsSync(p.config) || existsSync(p.metrics) || existsSync(p.checkpoints);
+  return existsSync(runPaths(dir).config);
 }
 
-/** Creates a fresh run directory and writes the resolved config. An existing run there is an error. */
-export function createRun(dir: string, config: Config): RunPaths {
+const CREATING_RE = /^\..+\.creating-(\d+)-[0-9a-f]+$/;
+
+/**
+ * Creates a fresh run directory with the resolved config, atomically: config.json, checkpoints/ and
+ * (when `lock` is given) the lock file are written into a temp directory beside `dir`, which is then
+ * renamed to `dir` (an empty existing directory is replaced). An existing run there is an error.
+ */
+export function createRun(dir: string, config: Config, lock?: (tmpDir: string) => void): RunPaths {
   const p = runPaths(dir);
-  if (existsSync(p.dir) && holdsRun(p.dir))
+  if (holdsRun(p.dir))
     throw new RunError(
       `run directory ${p.dir} already holds a run; use --resume ${dir} to continue it, or another --out`,
     );
   if (existsSync(p.dir) && readdirSync(p.dir).length > 0)
     throw new RunError(`--out ${dir} exists and is not empty; choose a new or empty directory`);
-  mkdirSync(p.checkpoints, { recursive: true });
-  writeRunConfig(p.dir, config);
+  const parent = dirname(p.dir);
+  try {
+    mkdirSync(parent, { recursive: true });
+  } catch (e) {
+    throw ioError('cannot create the parent directory of', p.dir, e);
+  }
+  removeStaleCreations(parent);
+  const tmp = join(parent, `.${basename(p.dir)}.creating-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    mkdirSync(join(tmp, 'checkpoints'), { recursive: true });
+    writeJsonAtomic(join(tmp, 'config.json'), stamped(config, null));
+    lock?.(tmp);
+    renameSync(tmp, p.dir);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    const msg = (e instanceof RunError ? e : ioError('cannot write in', tmp, e)).message.replaceAll(tmp, p.dir);
+    throw new RunError(`cannot create run directory ${p.dir} (nothing was left behind): ${msg}`);
+  }
   return p;
 }
 
@@ -70,14 +115,18 @@ export function createRun(dir: string, config: Config): RunPaths {
  */
 export function writeRunConfig(dir: string, config: Config): void {
   const p = runPaths(dir);
+  writeJsonAtomic(p.config, stamped(config, existsSync(p.config) ? readRunProvenance(dir) : null));
+}
+
+/** The config with its provenance stamp (`prev`, else a new one for the configured device). */
+function stamped(config: Config, prev: Provenance | null): Config & { provenance: Provenance } {
   let device: string = config.train?.device ?? 'cpu';
   try {
     device = resolveDevice(config);
   } catch {
     // the device was checked before; keep the configured name
   }
-  const prov = (existsSync(p.config) && readRunProvenance(dir)) || provenance(device);
-  writeJsonAtomic(p.config, { ...config, provenance: prov });
+  return { ...config, provenance: prev ?? provenance(device) };
 }
 
 /** The provenance stamped into a run's config.json (null for runs written before it was recorded). */
@@ -90,30 +139,77 @@ export function readRunProvenance(dir: string): Provenance | null {
   }
 }
 
-/** Writes JSON through a temp file + rename (readers never see half a file). */
+/** Temp directories of creations whose process is gone (killed between mkdir and rename). */
+function removeStaleCreations(parent: string): void {
+  let names: string[] = [];
+  try {
+    names = readdirSync(parent);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    const m = CREATING_RE.exec(n);
+    if (m && !pidAlive(Number(m[1]))) rmSync(join(parent, n), { recursive: true, force: true });
+  }
+}
+
+/** Writes JSON through a temp file + rename (readers never see half a file). Errors name the file. */
 export function writeJsonAtomic(path: string, value: unknown): void {
   const tmp = `${path}.${process.pid}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw ioError('cannot write', path, e);
+  }
+}
+
+/** Parses a JSON file; an unreadable or invalid file is one line naming it. */
+export function readJsonFile<T>(path: string): T {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw ioError('cannot read', path, e);
+  }
+  try {
+    return JSON.parse(text) as T;
+  } catch (e) {
+    throw new RunError(`${path} is not valid JSON (${(e as Error).message.split('\n')[0]})`);
+  }
 }
 
 export function readRunConfig(dir: string): Config {
   const p = runPaths(dir);
   if (!existsSync(p.config)) throw new RunError(`${dir} is not a run directory (no config.json)`);
-  const { provenance: _p, ...config } = JSON.parse(readFileSync(p.config, 'utf8')) as Config & { provenance?: unknown };
-  return config as Config; // the provenance stamp is not part of the config (readRunProvenance)
+  const j = readJsonFile<Config & { provenance?: unknown }>(p.config);
+  if (j === null || typeof j !== 'object' || Array.isArray(j) || typeof j.method !== 'string')
+    throw new RunError(`${p.config} is not a Locus run config (no "method" field)`);
+  const { provenance: _p, ...c } = j;
+  return c as Config; // the provenance stamp is not part of the config (readRunProvenance)
 }
 
 export type MetricsRow = Record<string, number>;
 
 export function appendMetrics(p: RunPaths, row: MetricsRow): void {
-  appendFileSync(p.metrics, `${JSON.stringify(row)}\n`);
+  try {
+    appendFileSync(p.metrics, `${JSON.stringify(row)}\n`);
+  } catch (e) {
+    throw ioError('cannot append to', p.metrics, e);
+  }
 }
 
 export function readMetrics(dir: string): MetricsRow[] {
   const p = runPaths(dir);
   if (!existsSync(p.metrics)) return [];
-  return readFileSync(p.metrics, 'utf8')
+  let text: string;
+  try {
+    text = readFileSync(p.metrics, 'utf8');
+  } catch (e) {
+    throw ioError('cannot read', p.metrics, e);
+  }
+  return text
     .split('\n')
     .filter((l) => l.trim())
     .flatMap((l) => {
@@ -130,8 +226,39 @@ export function truncateMetrics(p: RunPaths, step: number): void {
   if (!existsSync(p.metrics)) return;
   const keep = readMetrics(p.dir).filter((r) => (r.step ?? 0) <= step);
   const tmp = `${p.metrics}.${process.pid}.tmp`;
-  writeFileSync(tmp, keep.map((r) => `${JSON.stringify(r)}\n`).join(''));
-  renameSync(tmp, p.metrics);
+  try {
+    writeFileSync(tmp, keep.map((r) => `${JSON.stringify(r)}\n`).join(''));
+    renameSync(tmp, p.metrics);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw ioError('cannot rewrite', p.metrics, e);
+  }
+}
+
+// Temp files of this run's writers: checkpoints (.step-NNNNNN.safetensors.PID.RAND.tmp), seg heads and
+// samples (.NAME.safetensors.PID.RAND.tmp) and JSON/metrics rewrites (NAME.PID.tmp).
+const TEMP_PATTERNS: [string, RegExp][] = [
+  ['checkpoints', /^\.step-\d+\.safetensors\.(\d+)\.[0-9a-f]+\.tmp$/],
+  ['.', /^(?:config\.json|metrics\.jsonl)\.(\d+)\.tmp$/],
+  ['evals', /^[A-Za-z0-9_-]+\.json\.(\d+)\.tmp$/],
+  ['evals', /^\.[A-Za-z0-9_-]+\.safetensors\.(\d+)\.[0-9a-f]+\.tmp$/],
+];
+
+/** Removes temp files left by killed writers of this run (only this run's naming patterns, only dead pids). */
+export function removeStaleTemps(dir: string): string[] {
+  const p = runPaths(dir);
+  const removed: string[] = [];
+  for (const [sub, re] of TEMP_PATTERNS) {
+    const d = sub === '.' ? p.dir : join(p.dir, sub);
+    if (!existsSync(d)) continue;
+    for (const n of readdirSync(d)) {
+      const m = re.exec(n);
+      if (!m || pidAlive(Number(m[1]))) continue;
+      rmSync(join(d, n), { force: true });
+      removed.push(join(d, n));
+    }
+  }
+  return removed;
 }
 
 /** Writes <run>/evals/<kind>@<dataset>.json (kind may be `<probe>_random_init`); returns its path. */
@@ -150,10 +277,57 @@ export function readEvals(dir: string): Record<string, Record<string, unknown>> 
   for (const f of readdirSync(p.evals).sort()) {
     if (!f.endsWith('.json')) continue;
     try {
-      out[f.slice(0, -5)] = JSON.parse(readFileSync(join(p.evals, f), 'utf8')) as Record<string, unknown>;
-    } catch {
-      // skip unreadable results
+      out[f.slice(0, -5)] = readJsonFile<Record<string, unknown>>(join(p.evals, f));
+    } catch (e) {
+      process.stderr.write(`locus: skipping ${(e as Error).message}\n`); // named, and the rest still reads
     }
   }
   return out;
+}
+
+/** Files a run directory owns: writing over them (or into its checkpoints/, evals/, cache/) breaks the run. */
+const OWNED_FILES = new Set(['config.json', 'metrics.jsonl', 'lock']);
+const OWNED_DIRS = new Set(['checkpoints', 'evals', 'cache']);
+
+/** The nearest existing ancestor's real path + the rest: a path as the filesystem will resolve it. */
+function realish(path: string): string {
+  let head = resolve(path);
+  const rest: string[] = [];
+  for (;;) {
+    try {
+      return join(realpathSync(head), ...rest.reverse());
+    } catch {
+      const up = dirname(head);
+      if (up === head) return resolve(path);
+      rest.push(basename(head));
+      head = up;
+    }
+  }
+}
+
+/**
+ * If `path` is (or would be) a file a run directory owns, one line saying so, naming the run; else null.
+ * A run directory is one with a config.json; config.json, metrics.jsonl, lock and anything under
+ * checkpoints/, evals/ or cache/ are the run's (report.html and other new files are not).
+ */
+export function runOwnedPath(path: string): string | null {
+  const full = realish(path);
+  for (let d = dirname(full); ; d = dirname(d)) {
+    if (
+      existsSync(join(d, 'config.json')) &&
+      (existsSync(join(d, 'checkpoints')) || existsSync(join(d, 'metrics.jsonl')))
+    ) {
+      const rel = relative(d, full);
+      const top = rel.split(sep)[0] as string;
+      if ((rel === top && OWNED_FILES.has(top)) || (rel !== top && OWNED_DIRS.has(top)))
+        return `${path} is ${rel} of the run directory ${d}, a file the run owns`;
+    }
+    if (dirname(d) === d) return null;
+  }
+}
+
+/** Throws a RunError when `path` (an --out) would write over a file a run owns. */
+export function refuseRunOwned(path: string, option = '--out'): void {
+  const owned = runOwnedPath(path);
+  if (owned) throw new RunError(`${option}: ${owned}; choose a path outside it (e.g. beside the run directory)`);
 }
