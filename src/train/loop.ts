@@ -378,7 +378,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           savedAt = step;
           pruneCheckpoints(o.run.checkpoints, c.train.keepCheckpoints, new Set([lastCheckpoint]));
         }
-        if (signalAt === step) process.kill(process.pid, 'SIGTERM');
+        if (signalAt === step) {
+          // the test hook's signal must be seen at this very step: libuv reads it on a later loop turn
+          process.kill(process.pid, 'SIGTERM');
+          for (let i = 0; i < 1000 && !o.stop.requested; i++) await new Promise((r) => setTimeout(r, 1));
+        }
         if (step >= total) break outer;
         await yieldToEventLoop(); // signal handlers run here
         if (stopAgreed(o.stop.requested, dist, device)) {
