@@ -406,12 +406,37 @@ export function gaussianBlur(img: Image, sigma: number): Image {
   const tx = reflectTable(W, rad);
   const ty = reflectTable(H, rad);
   const tmp = new Float32Array(data.length);
+  const padLen = (W + 2 * rad) * C;
+  const pad = new Float32Array(padLen);
   for (let y = 0; y < H; y++) {
     const row = y * W * C;
+    // the reflect-padded row, then a tap loop over contiguous memory (3 accumulators for RGB)
+    for (let j = 0; j < W + 2 * rad; j++) {
+      const s0 = row + (tx[j] as number) * C;
+      for (let c = 0; c < C; c++) pad[j * C + c] = data[s0 + c] as number;
+    }
+    if (C === 3) {
+      for (let x = 0; x < W; x++) {
+        let a0 = 0;
+        let a1 = 0;
+        let a2 = 0;
+        for (let i = 0, p = x * 3; i < K; i++, p += 3) {
+          const w = k[i] as number;
+          a0 += w * (pad[p] as number);
+          a1 += w * (pad[p + 1] as number);
+          a2 += w * (pad[p + 2] as number);
+        }
+        const o = row + x * 3;
+        tmp[o] = a0;
+        tmp[o + 1] = a1;
+        tmp[o + 2] = a2;
+      }
+      continue;
+    }
     for (let x = 0; x < W; x++) {
       for (let c = 0; c < C; c++) {
         let acc = 0;
-        for (let i = 0; i < K; i++) acc += (k[i] as number) * (data[row + (tx[x + i] as number) * C + c] as number);
+        for (let i = 0; i < K; i++) acc += (k[i] as number) * (pad[(x + i) * C + c] as number);
         tmp[row + x * C + c] = acc;
       }
     }

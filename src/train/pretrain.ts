@@ -54,8 +54,11 @@ const hasSources = (s: ConfigSources) =>
 
 /** Opens the dataset once so that a missing folder or file fails before a run directory exists. */
 async function checkData(c: Config): Promise<void> {
+  const ds = c.data.dataset as DatasetSpec;
+  // skipBadImages=false: decode every image now, so that a bad one stops the run before its directory exists
+  const strict = (ds.kind === 'folder' || ds.kind === 'segfolder') && ds.skipBadImages === false;
   try {
-    await openDataset(c.data.dataset as DatasetSpec);
+    await openDataset(strict ? { ...ds, verify: 'full' } : ds);
   } catch (e) {
     throw new ConfigError(`data.dataset (${c.data.dataset.kind}): ${(e as Error).message.split('\n')[0]}`);
   }
@@ -109,6 +112,7 @@ export async function pretrain(o: PretrainOptions): Promise<PretrainResult> {
         stopped: false,
         lastLoss: resume.info.loss,
         seconds: 0,
+        skippedImages: 0,
       };
       disposeCheckpoint(resume);
       return r;
