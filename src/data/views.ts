@@ -355,7 +355,9 @@ export async function renderViews(r: ViewRecipe, s: SampleLike, rng: Rng): Promi
   const raw = s.raw;
   if (r.kind === 'plain' || !raw) return makeViews(r, s, rng);
   const p = planViews(r, s, rng);
-  const crops = await Promise.all(p.plans.map((v) => nativeResizedCrop(raw, v.geom.box, v.geom.size, v.interp)));
+  const crops = await Promise.all(
+    p.plans.map((v) => nativeResizedCrop(raw, s.image, v.geom.box, v.geom.size, v.interp)),
+  );
   const views = p.plans.map((v, i) => finish(crops[i] as Image, v));
   return withCommonExtras({ views, extras: p.extras }, s);
 }

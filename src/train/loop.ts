@@ -228,9 +228,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const loader = new ResumableLoader(loaderOpts);
   const spe = await loader.stepsPerEpoch();
   if (spe === 0) {
+    const n = await loader.length(); // before close(): a closed loader refuses
     await loader.close();
     throw new Error(
-      `data.dataset has ${await loader.length()} samples, fewer than one batch (optim.batchSize ${c.optim.batchSize} × ${world} processes)`,
+      `data.dataset has ${n} samples, fewer than one batch (optim.batchSize ${c.optim.batchSize} × ${world} processes)`,
     );
   }
 
