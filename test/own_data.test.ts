@@ -323,3 +323,15 @@ test("the README's own-data commands run as written", async () => {
   assert.match(seg, /"sky"/, 'seg result names the classes from classes.txt');
   assert.ok(existsSync(join(cwd, 'runs/seg/config.json')));
 });
+
+test('colorJitter (in place) equals the composition of the single adjustments in its drawn order', async () => {
+  const { adjustBrightness, adjustContrast, adjustHue, adjustSaturation, colorJitter } = await import(
+    '../src/data/augment.js'
+  );
+  const img = toFloat({ data: new Uint8Array(picture(9, 7, 2)), width: 9, height: 7 });
+  const draw = { order: [2, 0, 3, 1], brightness: 1.2, contrast: 0.7, saturation: 1.3, hue: -0.08 };
+  const want = adjustContrast(adjustHue(adjustBrightness(adjustSaturation(img, 1.3), 1.2), -0.08), 0.7);
+  const got = colorJitter(img, draw);
+  for (const [i, v] of got.data.entries()) assert.ok(Math.abs(v - (want.data[i] as number)) < 1e-6, `element ${i}`);
+  assert.notDeepEqual(got.data, img.data);
+});

@@ -276,9 +276,13 @@ export function adjustSaturation(img: Image, f: number): Image {
 
 /** Shift hue by f ∈ [−0.5, 0.5] turns (RGB → HSV → RGB, as torchvision's tensor path). */
 export function adjustHue(img: Image, f: number): Image {
-  const d = img.data;
   const out = blank(img.width, img.height, img.channels);
-  const o = out.data;
+  hueInPlace(img.data, out.data, f);
+  return out;
+}
+
+/** The hue shift of adjustHue from d into o (which may be d). */
+function hueInPlace(d: Float32Array, o: Float32Array, f: number): void {
   for (let i = 0; i < d.length; i += 3) {
     const r = d[i] as number;
     const g = d[i + 1] as number;
@@ -310,7 +314,6 @@ export function adjustHue(img: Image, f: number): Image {
     o[i + 1] = k === 1 || k === 2 ? v : k === 0 ? t : k === 3 ? q : p;
     o[i + 2] = k === 3 || k === 4 ? v : k === 2 ? t : k === 5 ? q : p;
   }
-  return out;
 }
 
 /** Grey level replicated on the 3 channels. */
@@ -364,14 +367,31 @@ export function sampleJitter(s: JitterStrength, rng: Rng): JitterDraw {
 }
 
 export function colorJitter(img: Image, j: JitterDraw): Image {
-  let out = img;
+  // One copy, then each op in place over it (the ops' semantics are adjustBrightness & co.'s).
+  const out: Image = { ...img, data: img.data.slice() };
+  const d = out.data;
   for (const op of j.order) {
-    if (op === 0 && j.brightness !== 1) out = adjustBrightness(out, j.brightness);
-    else if (op === 1 && j.contrast !== 1) out = adjustContrast(out, j.contrast);
-    else if (op === 2 && j.saturation !== 1) out = adjustSaturation(out, j.saturation);
-    else if (op === 3 && j.hue !== 0) out = adjustHue(out, j.hue);
+    if (op === 0 && j.brightness !== 1) {
+      const f = j.brightness;
+      for (let i = 0; i < d.length; i++) d[i] = clamp01((d[i] as number) * f);
+    } else if (op === 1 && j.contrast !== 1) {
+      const f = j.contrast;
+      const n = d.length / 3;
+      let m = 0;
+      for (let i = 0; i < d.length; i += 3) m += luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
+      m = (1 - f) * (m / n);
+      for (let i = 0; i < d.length; i++) d[i] = clamp01(f * (d[i] as number) + m);
+    } else if (op === 2 && j.saturation !== 1) {
+      const f = j.saturation;
+      for (let i = 0; i < d.length; i += 3) {
+        const g = (1 - f) * luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
+        d[i] = clamp01(f * (d[i] as number) + g);
+        d[i + 1] = clamp01(f * (d[i + 1] as number) + g);
+        d[i + 2] = clamp01(f * (d[i + 2] as number) + g);
+      }
+    } else if (op === 3 && j.hue !== 0) hueInPlace(d, d, j.hue);
   }
-  return out === img ? { ...img, data: img.data.slice() } : out;
+  return out;
 }
 
 // ---------------------------------------------------------------- blur

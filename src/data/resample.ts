@@ -10,7 +10,7 @@
 // levels off), so a box smaller than the output on either side is resampled by the JS path instead
 // (augment.ts resizedCrop, PIL's scheme: ≤ 1 level).
 import sharp from 'sharp';
-import { type Interp, resizedCrop } from './augment.js';
+import { gaussianBlur, type Interp, resizedCrop } from './augment.js';
 import type { Box, Image, RawImage } from './types.js';
 
 sharp.cache(false); // raw inputs differ every call: libvips's operation cache only holds memory
@@ -64,4 +64,26 @@ export function resizeCenterCrop(img: Image, size: number, interp: Interp = 'bil
   const side = Math.min(W, H);
   const box: Box = [(W - side) / 2, (H - side) / 2, (W + side) / 2, (H + side) / 2];
   return resizedCrop(img, box, size, size, interp);
+}
+
+/**
+ * Gaussian blur of a float RGB image by libvips (8-bit, as PIL blurs), the mask cut where it falls
+ * below exp(−4.5) of its peak (radius ≈ 3σ, as augment.ts gaussianBlur), edges extended by copying
+ * (gaussianBlur reflects; PIL clamps). σ < 0.3 px (below libvips's range) goes to the JS blur.
+ */
+export async function nativeBlur(img: Image, sigma: number): Promise<Image> {
+  if (sigma < 0.3) return gaussianBlur(img, sigma);
+  const { width: W, height: H } = img;
+  const n = W * H * 3;
+  const u8 = Buffer.allocUnsafe(n);
+  const d = img.data;
+  for (let i = 0; i < n; i++) u8[i] = Math.round((d[i] as number) * 255); // Uint8 stores clamp to 0..255
+  const buf = await sharp(u8, { raw: { width: W, height: H, channels: 3 } })
+    .blur({ sigma, minAmplitude: Math.exp(-4.5), precision: 'integer' })
+    .raw()
+    .toBuffer();
+  if (buf.length !== n) throw new Error(`nativeBlur: libvips returned ${buf.length} bytes, expected ${n}`);
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i++) out[i] = (buf[i] as number) / 255;
+  return { data: out, width: W, height: H, channels: 3 };
 }

@@ -24,7 +24,7 @@ import {
 } from './augment.js';
 import { boxArea, gtsaBoxes, intersection, locationLabels, sampleScrlBoxes } from './geometry.js';
 import type { GtsaRecipe, Jitter4, LocaRecipe, MultiCropRecipe, Range, ScrlRecipe, ViewRecipe } from './recipes.js';
-import { nativeResizedCrop } from './resample.js';
+import { nativeBlur, nativeResizedCrop } from './resample.js';
 import type { Rng } from './rng.js';
 import type { Box, Image, RawImage, ViewGeometry } from './types.js';
 
@@ -292,18 +292,29 @@ function planViews(r: Exclude<ViewRecipe, { kind: 'plain' }>, s: SampleLike, rng
   }
 }
 
-/** Flip → rotate, then colour: jitter, grayscale, blur, solarise (each as drawn). */
-function finish(resampled: Image, p: ViewPlan): View {
+/** Flip → rotate, then colour: jitter, grayscale (each as drawn). */
+function beforeBlur(resampled: Image, p: ViewPlan): Image {
   let img = resampled;
   const ph = p.photo;
   if (p.geom.flipped) img = hflip(img);
   if (p.geom.rotation) img = rot90(img, p.geom.rotation);
   if (ph.jitter) img = colorJitter(img, ph.jitter);
   if (ph.gray) img = grayscale(img);
+  return img;
+}
+
+/** After the blur: solarise (as drawn). */
+function afterBlur(img: Image, p: ViewPlan): View {
+  return { image: p.photo.solarize ? solarize(img, 0.5) : img, geom: p.geom };
+}
+
+/** Flip → rotate, jitter, grayscale, blur, solarise, all in JS. */
+function finish(resampled: Image, p: ViewPlan): View {
+  let img = beforeBlur(resampled, p);
+  const ph = p.photo;
   if (ph.resizeBlur !== null) img = resizeBlur(img, ph.resizeBlur);
   else if (ph.blurSigma !== null) img = gaussianBlur(img, ph.blurSigma);
-  if (ph.solarize) img = solarize(img, 0.5);
-  return { image: img, geom: p.geom };
+  return afterBlur(img, p);
 }
 
 function plainViewSet(r: Extract<ViewRecipe, { kind: 'plain' }>, s: SampleLike): ViewSet {
@@ -349,15 +360,20 @@ export function makeViews(r: ViewRecipe, s: SampleLike, rng: Rng): ViewSet {
 
 /**
  * The same views as makeViews (same draws, same geometry), with each crop + resize of a sample that
- * has 8-bit `raw` pixels done natively by libvips (see resample.ts for its tolerance against PIL).
+ * has 8-bit `raw` pixels done natively by libvips (see resample.ts for its tolerance against PIL), and
+ * so is each Gaussian blur.
  */
 export async function renderViews(r: ViewRecipe, s: SampleLike, rng: Rng): Promise<ViewSet> {
   const raw = s.raw;
   if (r.kind === 'plain' || !raw) return makeViews(r, s, rng);
   const p = planViews(r, s, rng);
-  const crops = await Promise.all(
-    p.plans.map((v) => nativeResizedCrop(raw, s.image, v.geom.box, v.geom.size, v.interp)),
+  const views = await Promise.all(
+    p.plans.map(async (v) => {
+      let img = beforeBlur(await nativeResizedCrop(raw, s.image, v.geom.box, v.geom.size, v.interp), v);
+      if (v.photo.resizeBlur !== null) img = resizeBlur(img, v.photo.resizeBlur);
+      else if (v.photo.blurSigma !== null) img = await nativeBlur(img, v.photo.blurSigma);
+      return afterBlur(img, v);
+    }),
   );
-  const views = p.plans.map((v, i) => finish(crops[i] as Image, v));
   return withCommonExtras({ views, extras: p.extras }, s);
 }
