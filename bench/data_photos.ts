@@ -52,7 +52,13 @@ const recipe = multiCrop({
   localScale: [0.05, 0.4],
 });
 
-async function locus(root: string, batches: number, warmup: number, workers: number): Promise<number> {
+interface Side {
+  ips: number; // images per wall second (timed batches)
+  cpuMs: number; // CPU ms per image over the whole run, warm-up included (all threads / processes)
+}
+
+async function locus(root: string, batches: number, warmup: number, workers: number): Promise<Side> {
+  const c0 = process.cpuUsage();
   const loader = new Loader({ dataset: { kind: 'folder', root }, views: recipe, batchSize: BATCH, seed: 0, workers });
   try {
     let k = 0;
@@ -65,18 +71,21 @@ async function locus(root: string, batches: number, warmup: number, workers: num
         if (k === warmup + batches) break;
       }
     }
-    return (batches * BATCH) / ((performance.now() - t0) / 1000);
+    const ips = (batches * BATCH) / ((performance.now() - t0) / 1000);
+    const c = process.cpuUsage(c0);
+    return { ips, cpuMs: (c.user + c.system) / 1000 / ((warmup + batches) * BATCH) };
   } finally {
     await loader.close();
   }
 }
 
-function torchvision(root: string, batches: number, warmup: number, workers: number): number {
+function torchvision(root: string, batches: number, warmup: number, workers: number): Side {
   const args = [SCRIPT, 'bench', root, '--batches', `${batches}`, '--warmup', `${warmup}`, '--workers', `${workers}`];
   const r = spawnSync(PY, args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`torchvision side failed (needs Debian python3-torchvision): ${r.stderr.trim()}`);
   const last = r.stdout.trim().split('\n').at(-1) as string;
-  return (JSON.parse(last) as { torchvision_images_per_s: number }).torchvision_images_per_s;
+  const j = JSON.parse(last) as { torchvision_images_per_s: number; torchvision_cpu_ms_per_image: number };
+  return { ips: j.torchvision_images_per_s, cpuMs: j.torchvision_cpu_ms_per_image };
 }
 
 export async function photosBench(): Promise<void> {
@@ -89,13 +98,18 @@ export async function photosBench(): Promise<void> {
     `data bench (photos): DINO multi-crop 2x224 + 8x96 from ${root}, batch ${BATCH}, ${workers} workers, ${warmup} warm-up + ${batches} timed batches, ${rounds} round(s)`,
   );
   const [load1] = loadavg();
-  let best = { locus: 0, tv: 0 };
+  let best = { locus: 0, tv: 0, locusCpu: Number.POSITIVE_INFINITY, tvCpu: Number.POSITIVE_INFINITY };
   for (let r = 0; r < rounds; r++) {
     const l = await locus(root, batches, warmup, workers);
-    console.log(`round ${r + 1}: locus ${l.toFixed(1)} images/s`);
+    console.log(`round ${r + 1}: locus ${l.ips.toFixed(1)} images/s, ${l.cpuMs.toFixed(1)} CPU ms per image`);
     const t = torchvision(root, batches, warmup, workers);
-    console.log(`round ${r + 1}: torchvision ${t.toFixed(1)} images/s`);
-    best = { locus: Math.max(best.locus, l), tv: Math.max(best.tv, t) };
+    console.log(`round ${r + 1}: torchvision ${t.ips.toFixed(1)} images/s, ${t.cpuMs.toFixed(1)} CPU ms per image`);
+    best = {
+      locus: Math.max(best.locus, l.ips),
+      tv: Math.max(best.tv, t.ips),
+      locusCpu: Math.min(best.locusCpu, l.cpuMs),
+      tvCpu: Math.min(best.tvCpu, t.cpuMs),
+    };
   }
   const cores = availableParallelism();
   if ((load1 as number) > cores / 2)
@@ -107,6 +121,10 @@ export async function photosBench(): Promise<void> {
       locus_images_per_s: Number(best.locus.toFixed(2)),
       torchvision_images_per_s: Number(best.tv.toFixed(2)),
       ratio: Number(ratio.toFixed(3)),
+      // load-robust companion figure: torchvision CPU time per image / Locus's (all threads and processes)
+      locus_cpu_ms_per_image: Number(best.locusCpu.toFixed(2)),
+      torchvision_cpu_ms_per_image: Number(best.tvCpu.toFixed(2)),
+      cpu_ratio: Number((best.tvCpu / best.locusCpu).toFixed(3)),
       photos: root,
       batch_size: BATCH,
       workers,

@@ -104,15 +104,27 @@ def bench(root, batches=20, warmup=3, workers=2, batch=64):
 
     dl = torch.utils.data.DataLoader(Photos(), batch_size=batch, shuffle=True, num_workers=workers,
                                      drop_last=True, persistent_workers=False)
+    import resource
+
+    def cpu():
+        a = resource.getrusage(resource.RUSAGE_SELF)
+        b = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return a.ru_utime + a.ru_stime + b.ru_utime + b.ru_stime
+
+    c0 = cpu()
     k = 0
     t0 = time.perf_counter()
-    for views in dl:
+    it = iter(dl)
+    for views in it:
         assert views[0].shape == (batch, 3, 224, 224) and views[9].shape == (batch, 3, 96, 96)
         k += 1
         if k == warmup:
             t0 = time.perf_counter()
     s = time.perf_counter() - t0
+    del it  # joins the worker processes, so that their CPU time is in RUSAGE_CHILDREN
+    cpu_per_image = (cpu() - c0) / (k * batch)
     print(json.dumps({'torchvision_images_per_s': (k - warmup) * batch / s, 'batches': k - warmup,
+                      'torchvision_cpu_ms_per_image': cpu_per_image * 1000,
                       'warmup': warmup, 'workers': workers, 'batch': batch, 'files': len(files),
                       'torch': torch.__version__}))
 
