@@ -20,7 +20,7 @@ import {
 } from './listing.js';
 import { checkLabels, decodeMask, type Mask, probeMask, resizeMask, resizeMaskTo } from './masks.js';
 import type { Dataset, DatasetSpec, Sample } from './spec.js';
-import type { RawImage } from './types.js';
+import type { Image, RawImage } from './types.js';
 
 export { decodeImage, decodeRaw } from './decode.js';
 export { IMAGE_EXTENSIONS } from './listing.js';
@@ -49,7 +49,17 @@ function allBad(what: string, skipped: Skipped[], total: number): Error {
 }
 
 function sample(i: number, raw: RawImage, path: string, original?: { width: number; height: number }): Sample {
-  const s: Sample = { index: i, image: toFloat(raw), raw, path };
+  // the float copy is made only when something reads it (views of folder photos resample `raw`)
+  let float: Image | undefined;
+  const s = {
+    index: i,
+    raw,
+    path,
+    get image(): Image {
+      float ??= toFloat(raw);
+      return float;
+    },
+  } as Sample;
   if (original && (original.width !== raw.width || original.height !== raw.height)) s.original = original;
   return s;
 }

@@ -16,12 +16,12 @@ import type { Box, Image, RawImage } from './types.js';
 sharp.cache(false); // raw inputs differ every call: libvips's operation cache only holds memory
 
 /**
- * Crop the integer box of `src` and resize it to size x size; float RGB in [0, 1]. `float` is the
+ * Crop the integer box of `src` and resize it to size x size; float RGB in [0, 1]. `float` gives the
  * same image as float (what the JS path reads when the box must be enlarged).
  */
 export async function nativeResizedCrop(
   src: RawImage,
-  float: Image,
+  float: Image | (() => Image),
   box: Box,
   size: number,
   interp: Interp,
@@ -39,7 +39,7 @@ export async function nativeResizedCrop(
     y0 < 0
   )
     throw new Error(`nativeResizedCrop: box [${box}] is not a whole-pixel box inside ${src.width}x${src.height}`);
-  if (w < size || h < size) return resizedCrop(float, box, size, size, interp);
+  if (w < size || h < size) return resizedCrop(typeof float === 'function' ? float() : float, box, size, size, interp);
   let s = sharp(src.data, { raw: { width: src.width, height: src.height, channels: 3 } });
   if (w !== src.width || h !== src.height) s = s.extract({ left: x0, top: y0, width: w, height: h });
   const buf = await s

@@ -277,7 +277,8 @@ function gtsaPlan(r: GtsaRecipe, f: Frame, rng: Rng): Plan {
 
 /** Every random draw of one sample's views, and the extras that follow from their geometry. */
 function planViews(r: Exclude<ViewRecipe, { kind: 'plain' }>, s: SampleLike, rng: Rng): Plan {
-  const f: Frame = { W: s.image.width, H: s.image.height, snap: s.raw !== undefined };
+  const src = s.raw ?? s.image; // raw first: a folder sample's float image is made on demand
+  const f: Frame = { W: src.width, H: src.height, snap: s.raw !== undefined };
   switch (r.kind) {
     case 'multicrop':
       return multiCropPlan(r, f, rng);
@@ -369,7 +370,7 @@ export async function renderViews(r: ViewRecipe, s: SampleLike, rng: Rng): Promi
   const p = planViews(r, s, rng);
   const views = await Promise.all(
     p.plans.map(async (v) => {
-      let img = beforeBlur(await nativeResizedCrop(raw, s.image, v.geom.box, v.geom.size, v.interp), v);
+      let img = beforeBlur(await nativeResizedCrop(raw, () => s.image, v.geom.box, v.geom.size, v.interp), v);
       if (v.photo.resizeBlur !== null) img = resizeBlur(img, v.photo.resizeBlur);
       else if (v.photo.blurSigma !== null) img = await nativeBlur(img, v.photo.blurSigma);
       return afterBlur(img, v);
