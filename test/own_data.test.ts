@@ -335,3 +335,36 @@ test('colorJitter (in place) equals the composition of the single adjustments in
   for (const [i, v] of got.data.entries()) assert.ok(Math.abs(v - (want.data[i] as number)) < 1e-6, `element ${i}`);
   assert.notDeepEqual(got.data, img.data);
 });
+
+test('gaussianBlur equals torchvision F.gaussian_blur (reflect, ksize 2⌈3σ⌉+1); nativeBlur within 2 levels inside', async (t) => {
+  const { gaussianBlur } = await import('../src/data/blur.js');
+  const { nativeBlur } = await import('../src/data/resample.js');
+  const W = 23;
+  const H = 17;
+  const raw = { data: new Uint8Array(picture(W, H, 4)), width: W, height: H };
+  const img = toFloat(raw);
+  const sigma = 1.3; // radius 4, kernel 9
+  const ours = gaussianBlur(img, sigma);
+  const native = await nativeBlur(img, sigma);
+  for (let y = 4; y < H - 4; y++)
+    for (let x = 4; x < W - 4; x++)
+      for (let c = 0; c < 3; c++) {
+        const i = (y * W + x) * 3 + c;
+        const d = Math.abs((ours.data[i] as number) - (native.data[i] as number)) * 255;
+        assert.ok(d <= 2, `native vs JS at ${x},${y}: ${d} levels`);
+      }
+  const probe = spawnSync(PY, ['-c', 'import torch, torchvision'], { encoding: 'utf8' });
+  if (probe.status !== 0) return t.skip(`${PY} has no torchvision (Debian python3-torchvision)`);
+  const py = `
+import json, sys, torch
+from torchvision.transforms import functional as F
+W, H = ${W}, ${H}
+x = torch.tensor(json.loads(sys.stdin.read()), dtype=torch.float64).reshape(H, W, 3).permute(2, 0, 1)
+y = F.gaussian_blur(x, kernel_size=[9, 9], sigma=[${sigma}, ${sigma}])
+print(json.dumps(y.permute(1, 2, 0).reshape(-1).tolist()))
+`;
+  const r = spawnSync(PY, ['-c', py], { input: JSON.stringify(Array.from(img.data)), encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const want = JSON.parse(r.stdout) as number[];
+  for (const [i, v] of ours.data.entries()) assert.ok(Math.abs(v - (want[i] as number)) < 1e-5, `element ${i}`);
+});

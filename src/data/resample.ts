@@ -10,7 +10,8 @@
 // levels off), so a box smaller than the output on either side is resampled by the JS path instead
 // (augment.ts resizedCrop, PIL's scheme: ≤ 1 level).
 import sharp from 'sharp';
-import { gaussianBlur, type Interp, resizedCrop } from './augment.js';
+import { type Interp, resizedCrop } from './augment.js';
+import { gaussianBlur } from './blur.js';
 import type { Box, Image, RawImage } from './types.js';
 
 sharp.cache(false); // raw inputs differ every call: libvips's operation cache only holds memory

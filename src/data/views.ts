@@ -9,19 +9,18 @@
 // torchvision's RandomResizedCrop draws them) in both paths, so the geometry is the same.
 import {
   colorJitter,
-  gaussianBlur,
   grayscale,
   hflip,
   type Interp,
   type JitterDraw,
   resize,
-  resizeBlur,
   resizedCrop,
   rot90,
   sampleCropBox,
   sampleJitter,
   solarize,
 } from './augment.js';
+import { gaussianBlur, resizeBlur } from './blur.js';
 import { boxArea, gtsaBoxes, intersection, locationLabels, sampleScrlBoxes } from './geometry.js';
 import type { GtsaRecipe, Jitter4, LocaRecipe, MultiCropRecipe, Range, ScrlRecipe, ViewRecipe } from './recipes.js';
 import { nativeBlur, nativeResizedCrop } from './resample.js';
