@@ -368,3 +368,20 @@ print(json.dumps(y.permute(1, 2, 0).reshape(-1).tolist()))
   const want = JSON.parse(r.stdout) as number[];
   for (const [i, v] of ours.data.entries()) assert.ok(Math.abs(v - (want[i] as number)) < 1e-5, `element ${i}`);
 });
+
+test('folder batches are a pure function of (seed, epoch, index): 0 and 2 workers give identical bytes', async () => {
+  const dir = join(tmp, 'photos-det');
+  await photoFolder(dir, false);
+  const recipe = multiCrop({ globalSize: 64, localSize: 32, localCount: 2 });
+  const run = async (workers: number) => {
+    const l = new Loader({ dataset: { kind: 'folder', root: dir }, views: recipe, batchSize: 2, seed: 3, workers });
+    const out: Float32Array[] = [];
+    for await (const b of l.epoch(1)) out.push(...b.views.map((v) => v.data));
+    await l.close();
+    return out;
+  };
+  const a = await run(0);
+  const b = await run(2);
+  assert.equal(a.length, 3 * 4);
+  for (const [i, v] of a.entries()) assert.deepEqual(v, b[i], `view tensor ${i}`);
+});
