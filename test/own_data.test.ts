@@ -385,3 +385,17 @@ test('folder batches are a pure function of (seed, epoch, index): 0 and 2 worker
   assert.equal(a.length, 3 * 4);
   for (const [i, v] of a.entries()) assert.deepEqual(v, b[i], `view tensor ${i}`);
 });
+
+test('classes.json next to the masks: an array or an {index: name} object; a gap is refused naming the file', async () => {
+  const { readClassNames } = await import('../src/data/listing.js');
+  const d = join(tmp, 'cj', 'masks');
+  mkdirSync(d, { recursive: true });
+  writeFileSync(join(d, 'classes.json'), '{"1": "cat", "0": "background"}');
+  assert.deepEqual(readClassNames(d)?.names, ['background', 'cat']);
+  writeFileSync(join(d, 'classes.json'), '["bg", "a", "b"]');
+  assert.deepEqual(readClassNames(d)?.names, ['bg', 'a', 'b']);
+  writeFileSync(join(d, 'classes.json'), '{"0": "bg", "2": "b"}');
+  assert.throws(() => readClassNames(d), /classes\.json: expected an array of class names/);
+  rmSync(join(d, 'classes.json'));
+  assert.equal(readClassNames(d), null);
+});
