@@ -3,6 +3,7 @@
 // default pretraining step consumes. Last line: one JSON object.
 //
 // Usage: node dist/bench/data.js [--step-seconds S] [--batches N] [--warmup N]
+//        node dist/bench/data.js --photos [DIR] ...   DINO's recipe on photos vs torchvision (data_photos.ts)
 // step seconds: --step-seconds, else $LOCUS_STEP_SECONDS, else bench/step-time.json
 // {"dino_default_step_s": x}, else 1.0 (said so in the output).
 import { existsSync, readFileSync } from 'node:fs';
@@ -10,6 +11,11 @@ import { availableParallelism, loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { Loader } from '../src/data/loader.js';
 import { multiCrop } from '../src/data/views.js';
+
+if (process.argv.includes('--photos')) {
+  await (await import('./data_photos.js')).photosBench();
+  process.exit(0);
+}
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);

@@ -5,7 +5,7 @@ set -euo pipefail
 exec 1>&2
 cd "$(dirname "$0")/.."
 
-APT_PKGS=(libtorch-dev libopenblas0-openmp libgloo-dev dataset-fashion-mnist python3-torch chromium)
+APT_PKGS=(libtorch-dev libopenblas0-openmp libgloo-dev dataset-fashion-mnist python3-torch python3-torchvision python3-skimage chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -199,6 +199,9 @@ test('roiAlign: matches torchvision.ops.roi_align (via /usr/bin/python3 when tor
   const py = '/usr/bin/python3';
   const probe = existsSync(py) ? spawnSync(py, ['-c', 'import torch, torchvision'], { encoding: 'utf8' }) : null;
   if (probe?.status !== 0) {
+    // scripts/setup.sh installs Debian's python3-torchvision: in CI a missing one is a failure, not a skip
+    if (process.env.CI)
+      assert.fail(`CI: torchvision is not importable by ${py}; scripts/setup.sh installs python3-torchvision`);
     t.skip(
       `torchvision is not importable by ${py} (${probe?.stderr.trim().split('\n').pop() ?? 'no such file'}); compared with the loop reference only`,
     );

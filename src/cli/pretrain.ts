@@ -88,6 +88,9 @@ export async function runPretrain(f: PretrainFlags): Promise<PretrainResult | nu
         `locus: stopped at step ${r.step}/${r.totalSteps}; continue with: locus pretrain --resume ${r.runDir}\n`,
       );
     process.stdout.write(`run directory: ${r.runDir}\nfinal checkpoint: ${r.finalCheckpoint}\n`);
+    if (r.skippedImages > 0)
+      // own-data: the bad-image count in the summary
+      process.stdout.write(`skipped images: ${r.skippedImages} (listed in ${r.runDir}/skipped.jsonl)\n`);
     if (f.json)
       printJson({
         run_dir: r.runDir,
@@ -98,6 +101,7 @@ export async function runPretrain(f: PretrainFlags): Promise<PretrainResult | nu
         stopped: r.stopped,
         loss: r.lastLoss,
         seconds: Number(r.seconds.toFixed(1)),
+        skipped_images: r.skippedImages,
       });
     return r;
   } finally {

@@ -276,9 +276,13 @@ export function adjustSaturation(img: Image, f: number): Image {
 
 /** Shift hue by f ∈ [−0.5, 0.5] turns (RGB → HSV → RGB, as torchvision's tensor path). */
 export function adjustHue(img: Image, f: number): Image {
-  const d = img.data;
   const out = blank(img.width, img.height, img.channels);
-  const o = out.data;
+  hueInPlace(img.data, out.data, f);
+  return out;
+}
+
+/** The hue shift of adjustHue from d into o (which may be d). */
+function hueInPlace(d: Float32Array, o: Float32Array, f: number): void {
   for (let i = 0; i < d.length; i += 3) {
     const r = d[i] as number;
     const g = d[i + 1] as number;
@@ -310,7 +314,6 @@ export function adjustHue(img: Image, f: number): Image {
     o[i + 1] = k === 1 || k === 2 ? v : k === 0 ? t : k === 3 ? q : p;
     o[i + 2] = k === 3 || k === 4 ? v : k === 2 ? t : k === 5 ? q : p;
   }
-  return out;
 }
 
 /** Grey level replicated on the 3 channels. */
@@ -364,77 +367,31 @@ export function sampleJitter(s: JitterStrength, rng: Rng): JitterDraw {
 }
 
 export function colorJitter(img: Image, j: JitterDraw): Image {
-  let out = img;
+  // One copy, then each op in place over it (the ops' semantics are adjustBrightness & co.'s).
+  const out: Image = { ...img, data: img.data.slice() };
+  const d = out.data;
   for (const op of j.order) {
-    if (op === 0 && j.brightness !== 1) out = adjustBrightness(out, j.brightness);
-    else if (op === 1 && j.contrast !== 1) out = adjustContrast(out, j.contrast);
-    else if (op === 2 && j.saturation !== 1) out = adjustSaturation(out, j.saturation);
-    else if (op === 3 && j.hue !== 0) out = adjustHue(out, j.hue);
-  }
-  return out === img ? { ...img, data: img.data.slice() } : out;
-}
-
-// ---------------------------------------------------------------- blur
-
-/** Source index of each padded position −rad..n+rad−1 under reflect padding (torchvision's). */
-function reflectTable(n: number, rad: number): Int32Array {
-  const t = new Int32Array(n + 2 * rad);
-  for (let j = 0; j < t.length; j++) {
-    let i = j - rad;
-    if (n === 1) i = 0;
-    while (i < 0 || i >= n) i = i < 0 ? -i : 2 * n - 2 - i;
-    t[j] = i;
-  }
-  return t;
-}
-
-/** Separable Gaussian blur with standard deviation sigma (px), radius ⌈3σ⌉, reflect padding. */
-export function gaussianBlur(img: Image, sigma: number): Image {
-  const { width: W, height: H, channels: C, data } = img;
-  // below σ ≈ 0.19 px the neighbour weight exp(−1/2σ²) is < 1e-6: the blur is the identity
-  if (Math.exp(-1 / (2 * sigma * sigma)) < 1e-6) return { ...img, data: data.slice() };
-  const rad = Math.max(1, Math.ceil(3 * sigma));
-  const K = 2 * rad + 1;
-  const k = new Float32Array(K);
-  let sum = 0;
-  for (let i = -rad; i <= rad; i++) {
-    const w = Math.exp(-(i * i) / (2 * sigma * sigma));
-    k[i + rad] = w;
-    sum += w;
-  }
-  for (let i = 0; i < K; i++) k[i] = (k[i] as number) / sum;
-  const tx = reflectTable(W, rad);
-  const ty = reflectTable(H, rad);
-  const tmp = new Float32Array(data.length);
-  for (let y = 0; y < H; y++) {
-    const row = y * W * C;
-    for (let x = 0; x < W; x++) {
-      for (let c = 0; c < C; c++) {
-        let acc = 0;
-        for (let i = 0; i < K; i++) acc += (k[i] as number) * (data[row + (tx[x + i] as number) * C + c] as number);
-        tmp[row + x * C + c] = acc;
+    if (op === 0 && j.brightness !== 1) {
+      const f = j.brightness;
+      for (let i = 0; i < d.length; i++) d[i] = clamp01((d[i] as number) * f);
+    } else if (op === 1 && j.contrast !== 1) {
+      const f = j.contrast;
+      const n = d.length / 3;
+      let m = 0;
+      for (let i = 0; i < d.length; i += 3) m += luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
+      m = (1 - f) * (m / n);
+      for (let i = 0; i < d.length; i++) d[i] = clamp01(f * (d[i] as number) + m);
+    } else if (op === 2 && j.saturation !== 1) {
+      const f = j.saturation;
+      for (let i = 0; i < d.length; i += 3) {
+        const g = (1 - f) * luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
+        d[i] = clamp01(f * (d[i] as number) + g);
+        d[i + 1] = clamp01(f * (d[i + 1] as number) + g);
+        d[i + 2] = clamp01(f * (d[i + 2] as number) + g);
       }
-    }
-  }
-  const out = blank(W, H, C);
-  const od = out.data;
-  const rowLen = W * C;
-  for (let y = 0; y < H; y++) {
-    const oo = y * rowLen;
-    for (let i = 0; i < K; i++) {
-      const w = k[i] as number;
-      const src = (ty[y + i] as number) * rowLen;
-      for (let x = 0; x < rowLen; x++) od[oo + x] = (od[oo + x] as number) + w * (tmp[src + x] as number);
-    }
+    } else if (op === 3 && j.hue !== 0) hueInPlace(d, d, j.hue);
   }
   return out;
-}
-
-/** SCRL's ResizeBlur: downscale by `factor` (sides floored) then back up, bicubic. */
-export function resizeBlur(img: Image, factor: number): Image {
-  const w = Math.max(1, Math.floor(img.width / factor));
-  const h = Math.max(1, Math.floor(img.height / factor));
-  return resize(resize(img, w, h, 'bicubic'), img.width, img.height, 'bicubic');
 }
 
 // ---------------------------------------------------------------- normalisation

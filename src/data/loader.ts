@@ -40,6 +40,8 @@ export interface LoaderOptions {
   dropLast?: boolean; // default true
   rank?: number; // default 0
   worldSize?: number; // default 1
+  /** Called once per bad file the dataset skips (at open, and while building batches in any thread). */
+  onSkip?: (s: { path: string; reason: string }) => void;
 }
 
 /** The epoch's index order: a seeded permutation of [0, n), or the identity. */
@@ -184,12 +186,14 @@ export class Loader {
   readonly worldSize: number;
   readonly recipe: ViewRecipe;
   private readonly spec: DatasetSpec;
+  private readonly onSkip?: LoaderOptions['onSkip'];
   private dataset: Promise<Dataset> | null = null;
   private pool: Pool | null = null;
   private closed = false;
 
   constructor(o: LoaderOptions) {
     this.spec = o.dataset;
+    this.onSkip = o.onSkip;
     this.recipe = validateRecipe(o.views);
     this.batchSize = o.batchSize;
     this.seed = o.seed;
@@ -212,7 +216,10 @@ export class Loader {
   /** The dataset, opened once in this thread (its resolved spec is what workers re-open). */
   open(): Promise<Dataset> {
     if (this.closed) return Promise.reject(new Error('data loader is closed'));
-    this.dataset ??= openDataset(this.spec);
+    this.dataset ??= openDataset(this.spec).then((ds) => {
+      for (const s of ds.skipped ?? []) this.onSkip?.(s);
+      return ds;
+    });
     return this.dataset;
   }
 
@@ -241,7 +248,7 @@ export class Loader {
     const ds = await this.open();
     const batches = await this.plan(epoch);
     if (this.workers === 0) {
-      for (const idx of batches) yield await buildBatch(ds, this.recipe, this.seed, epoch, idx);
+      for (const idx of batches) yield this.reportSkips(await buildBatch(ds, this.recipe, this.seed, epoch, idx));
       return;
     }
     this.pool ??= new Pool(this.workers, { locusLoader: true, dataset: ds.spec, recipe: this.recipe, seed: this.seed });
@@ -258,11 +265,16 @@ export class Loader {
         }
         const b = await (pending[k] as Promise<Batch>);
         pending[k] = undefined;
-        yield b;
+        yield this.reportSkips(b);
       }
     } finally {
       pool.cancel(token);
     }
+  }
+
+  private reportSkips(b: Batch): Batch {
+    for (const s of b.skipped ?? []) this.onSkip?.(s);
+    return b;
   }
 
   /** Stop the worker threads. The loader cannot be used afterwards. */

@@ -7,6 +7,13 @@ export interface Image {
   channels: number; // 3 for every dataset Locus ships
 }
 
+/** 8-bit RGB image as decoded (HWC, 3 channels): the source native resampling reads. */
+export interface RawImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
 /** Box in pixel coordinates of some frame: x0,y0 inclusive top-left corner, x1,y1 exclusive (continuous). */
 export type Box = [x0: number, y0: number, x1: number, y1: number];
 

@@ -6,7 +6,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { normalizeInto } from './augment.js';
 import { type Dataset, type DatasetSpec, openDataset } from './datasets.js';
 import { deriveSeed, Rng } from './rng.js';
-import { type Extra, makeViews, type ViewRecipe, type ViewSet } from './views.js';
+import { type Extra, renderViews, type ViewRecipe, type ViewSet } from './views.js';
 
 export const AUG_STREAM = 0x41554721;
 
@@ -30,6 +30,8 @@ export interface Batch {
   extras: Record<string, { data: TypedData; shape: number[] }>;
   /** Dataset index of each batch row. */
   indices: number[];
+  /** Bad files the dataset skipped while this batch was built (folder kinds with skipBadImages). */
+  skipped?: { path: string; reason: string }[];
 }
 
 function sampleError(e: unknown, epoch: number, index: number): Error {
@@ -46,15 +48,19 @@ export async function buildBatch(
   indices: number[],
 ): Promise<Batch> {
   const sets: ViewSet[] = [];
+  const before = ds.skipped?.length ?? 0;
   for (const index of indices) {
     try {
       const sample = await ds.get(index);
-      sets.push(makeViews(recipe, sample, new Rng(deriveSeed(seed, AUG_STREAM, epoch, index))));
+      sets.push(await renderViews(recipe, sample, new Rng(deriveSeed(seed, AUG_STREAM, epoch, index))));
     } catch (e) {
       throw sampleError(e, epoch, index);
     }
   }
-  return collate(sets, indices, recipe);
+  const batch = collate(sets, indices, recipe);
+  const skipped = ds.skipped?.slice(before) ?? [];
+  if (skipped.length > 0) batch.skipped = skipped.map((x) => ({ path: x.path, reason: x.reason }));
+  return batch;
 }
 
 /** Stack view sets into a Batch (normalising views into NCHW). */

@@ -5,7 +5,8 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import cliProgress from 'cli-progress';
-import { IMAGENET_MEAN, IMAGENET_STD, type Interp, normalizeInto, resize } from '../data/augment.js';
+import { IMAGENET_MEAN, IMAGENET_STD, type Interp, normalizeInto } from '../data/augment.js';
+import { resizeCenterCrop } from '../data/resample.js';
 import type { Image } from '../data/types.js';
 import { cat, keep, noGrad, type Tensor, tensor, tidy } from '../engine/index.js';
 import { loadMetadata, loadTensors, saveTensors } from '../engine/io.js';
@@ -47,7 +48,8 @@ export function imagesToTensor(images: Image[], input: InputSettings): Tensor {
   const buf = new Float32Array(images.length * 3 * S * S);
   images.forEach((img, i) => {
     if (img.channels !== 3) throw new Error(`eval: expected RGB images, got ${img.channels} channels`);
-    const r = img.width === S && img.height === S ? img : resize(img, S, S, input.interp);
+    // non-square photos: Resize + CenterCrop (never stretched); square images are just resized
+    const r = img.width === S && img.height === S ? img : resizeCenterCrop(img, S, input.interp);
     normalizeInto(r, buf, i * 3 * S * S, input.mean, input.std);
   });
   return tensor(buf, [images.length, 3, S, S]);

@@ -56,6 +56,11 @@ function tokenRows(patches: Tensor): { x: Tensor; y: number[] } {
 }
 
 export async function locationEval(ctx: EvalContext, opts: Partial<LocationOptions> = {}): Promise<LocationResult> {
+  // a train set of the user's (e.g. a folder) with the default scenes as test would test on other data
+  if (opts.train !== undefined && (opts.test === undefined || opts.test === null))
+    throw new Error(
+      `location: train is set (${opts.train.kind}) but test is not; set test too, e.g. --set test.kind=${opts.train.kind} with its folder`,
+    );
   const o: LocationOptions = { ...LOCATION_DEFAULTS, ...opts, seed: opts.seed ?? ctx.seed };
   const t = timer();
   // Only the images matter: any dataset kind works.

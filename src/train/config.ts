@@ -63,9 +63,25 @@ const datasetSchema = z.discriminatedUnion('kind', [
     .object({
       kind: z.literal('folder'),
       root: z.string().min(1),
-      size: int(8).default(64), // images are centre-cropped and resized to this square side
+      // unset: views are cropped from the original image (longer side capped at maxSide); set: every image is
+      // first centre-cropped and resized to this square side
+      size: int(8).optional(),
+      maxSide: int(8).default(1024),
       resize: z.enum(['crop', 'stretch']).default('crop'),
       layout: z.enum(['auto', 'flat', 'classes']).default('auto'),
+      skipBadImages: z.boolean().default(true),
+      verify: z.enum(['header', 'full']).default('header'),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('segfolder'), // image + mask pairs; pretraining uses the images
+      images: z.string().min(1),
+      masks: z.string().min(1),
+      classes: int(1).optional(), // may come from a classes.txt / classes.json next to the masks
+      ignoreIndex: int(0).optional(),
+      size: int(8).optional(),
+      maxSide: int(8).default(1024),
       skipBadImages: z.boolean().default(true),
       verify: z.enum(['header', 'full']).default('header'),
     })
@@ -232,13 +248,24 @@ function describe(issue: Issue, input: unknown, schema: z.ZodType, prefix: strin
       const allowed = allowedKeys(schema, input, issue.path);
       if (prefix === '' && path.length === 0) allowed.push(...methodNames());
       const keys = issue.keys.map((k) => prefix + [...path, k].join('.'));
-      return `unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')} (allowed: ${allowed.join(', ')})`;
+      return `unknown key${keys.length > 1 ? 's' : ''} ${keys.join(', ')} (allowed: ${allowed.join(', ')})${datasetKindHint(prefix + path.join('.'), issue.keys)}`;
     }
     case 'invalid_type':
       return `${field} must be ${issue.expected === 'int' ? 'an integer' : `a ${issue.expected}`} (got ${show(got)})`;
     default:
       return `${field}: ${issue.message} (got ${show(got)})`;
   }
+}
+
+/** For a data.dataset key of another kind (e.g. root without kind=folder): which kind to set. */
+function datasetKindHint(field: string, keys: string[]): string {
+  if (field !== 'data.dataset') return '';
+  const kinds = datasetSchema.options
+    .filter((o) => keys.every((k) => k in o.shape))
+    .map((o) => String(o.shape.kind.value));
+  return kinds.length
+    ? `; ${keys.join(', ')} belong${keys.length > 1 ? '' : 's'} to data.dataset.kind ${kinds.join(' or ')}: add --set data.dataset.kind=${kinds[0]}`
+    : '';
 }
 
 function parseOrThrow<T>(schema: z.ZodType<T>, input: unknown, prefix = ''): T {
@@ -321,6 +348,9 @@ function checkConsistency(c: Config): void {
   const dir =
     ds.kind === 'folder' ? ['data.dataset.root', ds.root] : 'dir' in ds && ds.dir ? ['data.dataset.dir', ds.dir] : null;
   if (dir && !existsSync(dir[1] as string)) throw new ConfigError(`${dir[0]} '${dir[1]}' does not exist`);
+  if (ds.kind === 'segfolder')
+    for (const k of ['images', 'masks'] as const)
+      if (!existsSync(ds[k])) throw new ConfigError(`data.dataset.${k} '${ds[k]}' does not exist`);
   const problem = getMethod(c.method).check?.(c[c.method], { imgSize: m.imgSize, patchSize: m.patchSize });
   if (problem) throw new ConfigError(problem);
 }

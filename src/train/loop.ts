@@ -5,10 +5,12 @@
 // Exact resume: libtorch's generator is re-seeded from (seed, step) before every step, batches are a pure
 // function of (seed, epoch, indices) and the loader restarts mid-epoch; so a resumed run repeats the
 // uninterrupted run's arithmetic step for step.
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { toTensors } from '../data/collate.js';
 import { Loader, type LoaderOptions } from '../data/loader.js';
 import { deriveSeed } from '../data/rng.js';
+import { SkipLog } from '../data/skiplog.js';
 import {
   dispose,
   engineInfo,
@@ -89,6 +91,7 @@ export interface TrainResult {
   stopped: boolean; // by a signal
   lastLoss: number | null;
   seconds: number;
+  skippedImages: number; // bad files skipped (listed in <run>/skipped.jsonl)
 }
 
 /** The student ViT's config from the run config (imgSize = global crop side). */
@@ -216,6 +219,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const wds = cosineSchedule(c.optim.weightDecay, c.optim.weightDecayEnd, total);
   const moms = cosineSchedule(c.optim.teacherMomentum, c.optim.teacherMomentumEnd, total);
 
+  const skips = new SkipLog(isMain ? join(o.run.dir, 'skipped.jsonl') : null, isMain ? undefined : () => {});
   const loaderOpts: LoaderOptions = {
     dataset: c.data.dataset as LoaderOptions['dataset'],
     views: method.views(),
@@ -225,6 +229,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     prefetch: c.data.prefetch ?? undefined,
     rank: dist?.rank ?? 0,
     worldSize: world,
+    onSkip: skips.record, // bad images: named on stderr and in <run>/skipped.jsonl
   };
   const loader = new ResumableLoader(loaderOpts);
   const spe = await loader.stepsPerEpoch();
@@ -411,5 +416,6 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     stopped,
     lastLoss,
     seconds: (performance.now() - t0) / 1000,
+    skippedImages: skips.count,
   };
 }

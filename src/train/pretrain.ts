@@ -67,9 +67,12 @@ const hasSources = (s: ConfigSources) =>
 /** Opens the dataset once, so that a missing folder or file, or fewer samples than one batch, fails
  * before a run directory exists (or before a resume touches it). */
 async function checkData(c: Config, world: number): Promise<void> {
+  const ds = c.data.dataset as DatasetSpec;
+  // skipBadImages=false: decode every image now, so that a bad one stops the run before its directory exists
+  const strict = (ds.kind === 'folder' || ds.kind === 'segfolder') && ds.skipBadImages === false;
   let n: number;
   try {
-    n = (await openDataset(c.data.dataset as DatasetSpec)).length;
+    n = (await openDataset(strict ? { ...ds, verify: 'full' } : ds)).length;
   } catch (e) {
     throw new ConfigError(`data.dataset (${c.data.dataset.kind}): ${(e as Error).message.split('\n')[0]}`);
   }
@@ -167,6 +170,7 @@ async function pretrainLocked(
           stopped: false,
           lastLoss: resume.info.loss,
           seconds: 0,
+          skippedImages: 0,
         };
         disposeCheckpoint(resume);
         return r;
