@@ -150,22 +150,6 @@ class ResumableLoader extends Loader {
   }
 }
 
-function restoreOptimizer(opt: Optimizer, saved: Map<string, Tensor>, step: number): void {
-  const live = opt.stateTensors();
-  const missing = [...live.keys()].filter((k) => !saved.has(k));
-  if (missing.length > 0 || saved.size !== live.size)
-    throw new Error(
-      `checkpoint optimizer state does not match this model (${missing.length} missing, ${saved.size} saved vs ${live.size})`,
-    );
-  for (const [k, t] of live) {
-    const s = saved.get(k) as Tensor;
-    if (s.shape.join() !== t.shape.join())
-      throw new Error(`checkpoint optimizer state ${k}: shape [${s.shape}] vs [${t.shape}]`);
-    t.copy_(s);
-  }
-  opt.step_ = step;
-}
-
 const num = (v: number | Tensor): number => (typeof v === 'number' ? v : v.item());
 
 /** The device this process trains on: train.device resolved, and cuda:<local rank> with several processes. */
@@ -236,7 +220,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const r = o.resume;
     method.student.loadStateDict(r.student);
     if (method.teacher) method.teacher.loadStateDict(r.teacher);
-    restoreOptimizer(opt, r.optim, r.info.optimizerStep);
+    opt.loadState(r.optim, r.info.optimizerStep); // AdamW: old checkpoints' step counts migrated (nn/optim.ts)
     const rng = r.rng.get('cpu');
     if (rng) setRngState(rng);
     // stochastic depth and masks drawn on a GPU come from its generator (absent when the run switches device)
