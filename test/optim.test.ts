@@ -111,7 +111,7 @@ test('AdamW step counts survive a checkpoint round trip; old checkpoints without
   const first = build();
   runSteps(first, 0, 5);
   const saved = first.opt.stateTensors();
-  assert.deepEqual([...(saved.get('0.step')?.toArray() as Float64Array)], [5, 5 - K]);
+  assert.deepEqual([...((saved.get('0.step') as Tensor).toArray() as Float64Array)], [5, 5 - K]);
   const resumed = build();
   tidy(() => {
     resumed.a.detach().copy_(first.a.detach());

@@ -165,7 +165,7 @@ export class AdamW extends Optimizer {
         dst.set(tidy(() => t.to('float64', 'cpu').toArray() as Float64Array));
       } else
         g.params.forEach((_, j) => {
-          const nonzero = tidy(() => (this.expAvgSq[i]?.[j] as Tensor).abs().sum().item()) > 0;
+          const nonzero = tidy(() => ((this.expAvgSq[i] as Tensor[])[j] as Tensor).abs().sum().item()) > 0;
           dst[j] = nonzero ? step : 0;
         });
     });
