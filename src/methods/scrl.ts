@@ -282,13 +282,14 @@ export const scrlDef: MethodDef<ScrlOptions> = {
   schema: scrlSchema as unknown as z.ZodType<ScrlOptions>,
   create: (o, ctx) => new Scrl(o, ctx),
   // The reference's 200-epoch config (methods.md §4): LARS base lr 0.45 per 256, cosine to 0, wd 1e-6,
-  // EMA 0.97 → 1, no clipping. With DINO's AdamW-sized defaults the loss stays flat.
+  // EMA 0.97 → 1 (here the runtime's budget-aware momentum, optim.teacherMomentum null: 0.970 at 300 steps;
+  // `--set optim.teacherMomentum=0.97` for the literal value), no clipping. With DINO's AdamW-sized defaults the
+  // loss stays flat.
   optimDefaults: {
     lr: 0.45,
     minLr: 0,
     weightDecay: 1e-6,
     weightDecayEnd: 1e-6,
-    teacherMomentum: 0.97,
     clip: 0,
   },
 };

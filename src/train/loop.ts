@@ -30,6 +30,7 @@ import {
   decayGroups,
   type Optimizer,
   SGD,
+  teacherRetention,
   type VitConfig,
 } from '../nn/index.js';
 import {
@@ -39,7 +40,7 @@ import {
   pruneCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
-import { type Config, configHash, peakLr, resolveDevice, warmupSteps } from './config.js';
+import { type Config, configHash, peakLr, resolveDevice, teacherMomentumBase, warmupSteps } from './config.js';
 import type { Progress } from './progress.js';
 import { appendMetrics, type MetricsRow, type RunPaths } from './run.js';
 import { type StopFlag, yieldToEventLoop } from './signals.js';
@@ -192,7 +193,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const total = c.optim.steps;
   const lrs = cosineSchedule(peakLr(c, world), c.optim.minLr, total, warmupSteps(c));
   const wds = cosineSchedule(c.optim.weightDecay, c.optim.weightDecayEnd, total);
-  const moms = cosineSchedule(c.optim.teacherMomentum, c.optim.teacherMomentumEnd, total);
+  const moms = cosineSchedule(teacherMomentumBase(c), c.optim.teacherMomentumEnd, total);
+  const retention = teacherRetention(moms); // logged: the teacher's share of its init after each step
 
   const loaderOpts: LoaderOptions = {
     dataset: c.data.dataset as LoaderOptions['dataset'],
@@ -339,6 +341,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
             lr: info.lr,
             wd: info.weightDecay,
             momentum: info.momentum,
+            ...(method.teacher ? { teacher_retention: retention[step - 1] as number } : {}),
             ...logs,
             images_per_s: imagesPerS,
             step_s: stepS,
