@@ -87,6 +87,7 @@ export const gtsaSchema = z
     numMatches: z.tuple([posInt, posInt]).default([32, 8]), // --num_matches (98, 18): 50 % of the student tokens
     pcWeight: z.number().min(0).default(0.5), // --pc_loss_coef 0.5
     rotWeight: z.number().min(0).default(0.5), // --rot_pre_coef 0.5
+    cropWeight: z.number().min(0).default(1), // the crop loss's weight (reference 1); 0 with pcWeight 0 = rotation only
     pcWarmup: z.number().min(0).max(1).default(0.1), // pc loss off for this fraction of steps (10 of 100 epochs)
     rotHidden: posInt.default(768), // rot_predictor hidden width 768
     rotBottleneck: posInt.default(128), // rot_predictor 128
@@ -481,7 +482,8 @@ export class Gtsa implements Method {
     for (let v = 0; v < V; v++) for (let b = 0; b < B; b++) labels[v * B + b] = rotation[b * V + v] as number;
     const target = tensor(labels, [V * B], { device: logits.device }).to('int64');
     const rot = crossEntropy(logits, target);
-    let loss = crop.add(rot.mul(this.opts.rotWeight));
+    let loss = rot.mul(this.opts.rotWeight);
+    if (this.opts.cropWeight > 0) loss = loss.add(crop.mul(this.opts.cropWeight));
     if (pcCoef > 0) loss = loss.add(pc.mul(pcCoef));
     // Accuracy over all views, and over the global views alone (local crops carry far less orientation cue).
     const hits = noGrad(() => logits.argmax(1).eq(target).to('float32'));

@@ -64,6 +64,9 @@ export const scrlSchema = z
     roiSize: z.number().int().min(1).default(1), // pool_size 1
     samplingRatio: z.number().int().default(-1), // sampling_ratio −1 (adaptive)
     aligned: z.boolean().default(false), // detectron_aligned False
+    // the optimiser: 'lars' = the reference's (with optimDefaults' lr 0.45·batch/256, wd 1e-6); 'adamw' = DINO's
+    // runtime AdamW (give optim.lr/weightDecay for it, e.g. DINO's 5e-4 and 0.04 → 0.4)
+    optimizer: z.enum(['lars', 'adamw']).default('lars'),
     maxPairTries: z.number().int().min(1).default(20), // crop pairs drawn until one has boxes, then a clear Error
   })
   .strict();
@@ -213,13 +216,14 @@ export class Scrl implements Method {
   readonly name = 'scrl';
   readonly student: ScrlOnline;
   readonly teacher: ScrlNet;
-  readonly optimizer = 'lars' as const;
+  readonly optimizer: 'lars' | 'adamw';
   readonly clip = null;
 
   constructor(
     readonly opts: ScrlOptions,
     readonly ctx: MethodContext,
   ) {
+    this.optimizer = opts.optimizer;
     this.student = new ScrlOnline(ctx.vit, opts);
     // from_online=False: the target keeps its own random initialisation; it is trained only by EMA.
     this.teacher = new ScrlNet({ ...ctx.vit, dropPathRate: 0 }, opts);
