@@ -235,8 +235,11 @@ test('the last layer is frozen during the first epoch (freezeLastLayerEpochs) an
   assert.equal(live.lastLayerGrads, 2, 'weight_v and weight_g get gradients from epoch 1 on');
 });
 
-test('teacher temperature: per-epoch linspace warm-up like DINO, or per-step', () => {
-  const m = new Dino(tinyOpts({ warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTempEpochs: 4 }), ctx);
+test('teacher temperature: per-epoch linspace warm-up like DINO (epochRules data), or per-step', () => {
+  const m = new Dino(
+    tinyOpts({ warmupTeacherTemp: 0.04, teacherTemp: 0.07, warmupTeacherTempEpochs: 4, epochRules: 'data' }),
+    ctx,
+  );
   const at = (epoch: number) => m.teacherTemp(info(0, { epoch }));
   close([at(0), at(1), at(3), at(4), at(9)], [0.04, 0.05, 0.07, 0.07, 0.07], 1e-12, 'epochs');
   const s = new Dino(tinyOpts({ warmupTeacherTemp: 0.02, teacherTemp: 0.04, warmupTeacherTempSteps: 3 }), ctx);

@@ -1,6 +1,7 @@
 // Pieces several methods share: EMA teachers, DINO's cross-entropy with centring, Sinkhorn.
 import { emaUpdate, noGrad, type Tensor } from '../engine/index.js';
-import type { Module } from '../nn/index.js';
+import { type EpochRules, linspaceWarmup, type Module, ruleEpoch } from '../nn/index.js';
+import type { StepInfo } from './method.js';
 
 /** A frozen copy of `student` built by `factory` (same architecture), for an EMA teacher. */
 export function makeTeacher<M extends Module>(factory: () => M, student: M): M {
@@ -83,4 +84,27 @@ export function sinkhorn(p: Tensor, iters = 3): Tensor {
 /** Entropy (nats) of the rows of a probability matrix, averaged. */
 export function meanEntropy(p: Tensor): Tensor {
   return p.mul(p.clampMin(1e-12).log()).sum(-1).mean().neg();
+}
+
+/** The epoch-stated rules of DINO-family options (dinoSchema): teacher-temperature warm-up and frozen last layer. */
+export interface EpochRuleOptions {
+  epochRules: EpochRules;
+  referenceEpochs: number;
+  warmupTeacherTempEpochs: number;
+  warmupTeacherTempSteps: number | null;
+  freezeLastLayerEpochs: number;
+  freezeLastLayerSteps: number | null;
+}
+
+/** A teacher temperature warmed up from `start` to `end` over warmupTeacherTempEpochs (read per `epochRules`), or per step if set. */
+export function warmupTemp(o: EpochRuleOptions, info: StepInfo, start: number, end: number): number {
+  if (o.warmupTeacherTempSteps !== null) return linspaceWarmup(start, end, o.warmupTeacherTempSteps, info.step);
+  const e = ruleEpoch(info.step, info.totalSteps, info.epoch, o);
+  return linspaceWarmup(start, end, o.warmupTeacherTempEpochs, e);
+}
+
+/** DINO's freeze_last_layer: the prototypes get no update for freezeLastLayerEpochs (read per `epochRules`), or steps if set. */
+export function lastLayerFrozen(o: EpochRuleOptions, info: StepInfo): boolean {
+  if (o.freezeLastLayerSteps !== null) return info.step < o.freezeLastLayerSteps;
+  return ruleEpoch(info.step, info.totalSteps, info.epoch, o) < o.freezeLastLayerEpochs;
 }

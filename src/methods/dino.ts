@@ -5,8 +5,8 @@ import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type MultiCropRecipe, multiCrop } from '../data/views.js';
 import { cat, keep, noGrad, type Tensor, zeros } from '../engine/index.js';
-import { Module, VisionTransformer, type VitConfig } from '../nn/index.js';
-import { dinoCrossEntropy, meanEntropy, updateCentre, updateTeacher } from './common.js';
+import { initPatchEmbed_, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import { dinoCrossEntropy, lastLayerFrozen, meanEntropy, updateCentre, updateTeacher, warmupTemp } from './common.js';
 import { DinoHead, type DinoHeadConfig } from './heads.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
 
@@ -27,12 +27,20 @@ export const dinoSchema = z
     // 0.02 kept it away (entropy ~3–4 nats of 6.9). DINO #43: the maintainer advises lowering it on custom data.
     teacherTemp: z.number().gt(0).default(0.02),
     warmupTeacherTemp: z.number().gt(0).default(0.02), // DINO 0.04 = teacherTemp (no warm-up); kept equal to teacherTemp
-    warmupTeacherTempEpochs: z.number().int().min(0).default(0), // DINO 0: per-epoch linspace like DINO
+    warmupTeacherTempEpochs: z.number().int().min(0).default(0), // DINO 0 (README "boost": 30 of 300), read per epochRules
     warmupTeacherTempSteps: z.number().int().min(0).nullable().default(null), // if set: per-step warm-up instead
     centerMomentum: z.number().min(0).max(1).default(0.9), // DINO 0.9
-    freezeLastLayerEpochs: z.number().int().min(0).default(1), // DINO 1
-    // if set: freeze the last layer for this many steps instead (short runs have few epochs)
-    freezeLastLayerSteps: z.number().int().min(0).nullable().default(null),
+    freezeLastLayerEpochs: z.number().int().min(0).default(1), // DINO 1 (of 100), read per epochRules: 1% of the steps
+    freezeLastLayerSteps: z.number().int().min(0).nullable().default(null), // if set: this many steps instead
+    // How the epoch-stated rules above are read. 'run' (default): at the same fraction of training, step t of T
+    // counting as reference epoch ⌊t·referenceEpochs/T⌋ (nn/schedules.ts ruleEpoch), so "1 epoch of 100" freezes the
+    // first 1% of steps at any run length. 'data': per pass over the data, DINO's literal rule (`--set
+    // dino.epochRules=data`): 1 epoch of the default scenes is 150 steps, half of a 300-step run.
+    epochRules: z.enum(['run', 'data']).default('run'),
+    referenceEpochs: z.number().int().min(1).default(100), // the reference run's length: DINO --epochs 100
+    // the patch-embedding conv: DINO's ViT leaves it at PyTorch's default (U(±1/√fan_in), std 0.083 at 4×4×3);
+    // 'trunc-normal' = timm's 0.02 (Locus's ViT default before), 'lecun-normal' = flax's
+    patchInit: z.enum(['torch', 'lecun-normal', 'trunc-normal']).default('torch'),
     globalScale: range01.default([0.4, 1]), // DINO (0.4, 1); global crop side = model.imgSize (DINO 224 → 32)
     localCount: z.number().int().min(0).default(6), // DINO 8; 6 keeps the 2-core step time in budget
     localSize: z.number().int().min(1).default(16), // DINO 96 at 224 → 96/224·32 ≈ 14 → 16 (a multiple of the patch)
@@ -76,11 +84,6 @@ export class DinoTeacher extends DinoNet {
   }
 }
 
-/** np.linspace(start, end, n)[i] with DINO's convention (n = 1 → start). */
-function linspaceAt(start: number, end: number, n: number, i: number): number {
-  return n <= 1 ? start : start + ((end - start) * i) / (n - 1);
-}
-
 export class Dino implements Method {
   readonly name = 'dino';
   readonly student: DinoNet;
@@ -99,6 +102,7 @@ export class Dino implements Method {
       normLastLayer: opts.normLastLayer,
     };
     this.student = new DinoNet(ctx.vit, head);
+    initPatchEmbed_(this.student.backbone.patchEmbed.proj, opts.patchInit);
     this.teacher = new DinoTeacher(ctx.vit, head);
     // DINO: the teacher starts as a copy of the student and is never trained by gradient.
     this.teacher.backbone.loadStateDict(this.student.backbone.stateDict());
@@ -122,20 +126,13 @@ export class Dino implements Method {
     });
   }
 
-  /** Teacher temperature at this step: DINO's per-epoch linspace warm-up, or a per-step one if configured. */
+  /** Teacher temperature at this step: DINO's linspace warm-up (per `epochRules`), or a per-step one if configured. */
   teacherTemp(info: StepInfo): number {
-    const o = this.opts;
-    if (o.warmupTeacherTempSteps !== null) {
-      const n = o.warmupTeacherTempSteps;
-      return info.step < n ? linspaceAt(o.warmupTeacherTemp, o.teacherTemp, n, info.step) : o.teacherTemp;
-    }
-    const n = o.warmupTeacherTempEpochs;
-    return info.epoch < n ? linspaceAt(o.warmupTeacherTemp, o.teacherTemp, n, info.epoch) : o.teacherTemp;
+    return warmupTemp(this.opts, info, this.opts.warmupTeacherTemp, this.opts.teacherTemp);
   }
 
   lastLayerFrozen(info: StepInfo): boolean {
-    const o = this.opts;
-    return o.freezeLastLayerSteps !== null ? info.step < o.freezeLastLayerSteps : info.epoch < o.freezeLastLayerEpochs;
+    return lastLayerFrozen(this.opts, info);
   }
 
   loss(batch: TensorBatch, info: StepInfo): LossOutput {

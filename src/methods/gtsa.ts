@@ -66,7 +66,7 @@ import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type GtsaRecipe, gtsaViews } from '../data/views.js';
 import { cat, crossEntropy, layerNorm, noGrad, type Tensor, tensor } from '../engine/index.js';
-import { Conv2d, LayerNorm, Linear, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import { Conv2d, initPatchEmbed_, LayerNorm, Linear, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
 import { updateTeacher } from './common.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
 import { roiAlign } from './roi.js';
@@ -87,6 +87,7 @@ export const gtsaSchema = z
     numMatches: z.tuple([posInt, posInt]).default([32, 8]), // --num_matches (98, 18): 50 % of the student tokens
     pcWeight: z.number().min(0).default(0.5), // --pc_loss_coef 0.5
     rotWeight: z.number().min(0).default(0.5), // --rot_pre_coef 0.5
+    cropWeight: z.number().min(0).default(1), // the crop loss's weight (reference 1); 0 with pcWeight 0 = rotation only
     pcWarmup: z.number().min(0).max(1).default(0.1), // pc loss off for this fraction of steps (10 of 100 epochs)
     rotHidden: posInt.default(768), // rot_predictor hidden width 768
     rotBottleneck: posInt.default(128), // rot_predictor 128
@@ -95,6 +96,7 @@ export const gtsaSchema = z
     localSize: posInt.default(16), // --size-crops 96 at 224 → 16 at 32 (a multiple of the patch)
     localScale: range01.default([0.1, 0.3]), // 0.1 0.3
     minIntersection: z.number().gt(0).lt(1).default(0.01), // min_intersection 0.01 of the image (×2 between globals)
+    patchInit: z.enum(['torch', 'lecun-normal', 'trunc-normal']).default('torch'), // the patch conv at PyTorch's default init (as DINO's ViT); timm's 0.02 = 'trunc-normal'
   })
   .strict();
 
@@ -415,6 +417,7 @@ export class Gtsa implements Method {
     const D = ctx.vit.dim;
     this.dims = { projector: opts.projectorDim ?? D, out: opts.outDim ?? 2 * D, predictor: opts.predictorDim ?? 2 * D };
     this.student = new GtsaStudent(ctx.vit, this.dims, { hidden: opts.rotHidden, bottleneck: opts.rotBottleneck });
+    initPatchEmbed_(this.student.encoder.patchEmbed.proj, opts.patchInit);
     // momentum_encoder (drop path 0) + momentum_projector, initialised from the student, no gradients.
     this.teacher = new GtsaNet({ ...ctx.vit, dropPathRate: 0 }, this.dims);
     this.teacher.encoder.loadStateDict(this.student.encoder.stateDict());
@@ -479,7 +482,8 @@ export class Gtsa implements Method {
     for (let v = 0; v < V; v++) for (let b = 0; b < B; b++) labels[v * B + b] = rotation[b * V + v] as number;
     const target = tensor(labels, [V * B], { device: logits.device }).to('int64');
     const rot = crossEntropy(logits, target);
-    let loss = crop.add(rot.mul(this.opts.rotWeight));
+    let loss = rot.mul(this.opts.rotWeight);
+    if (this.opts.cropWeight > 0) loss = loss.add(crop.mul(this.opts.cropWeight));
     if (pcCoef > 0) loss = loss.add(pc.mul(pcCoef));
     // Accuracy over all views, and over the global views alone (local crops carry far less orientation cue).
     const hits = noGrad(() => logits.argmax(1).eq(target).to('float32'));

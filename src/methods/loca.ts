@@ -46,7 +46,16 @@ import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type LocaRecipe, locaViews } from '../data/views.js';
 import { arange, cat, crossEntropy, noGrad, randint, randperm, type Tensor } from '../engine/index.js';
-import { CrossBlock, LayerNorm, Linear, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import {
+  CrossBlock,
+  initPatchEmbed_,
+  LayerNorm,
+  Linear,
+  Module,
+  normal_,
+  VisionTransformer,
+  type VitConfig,
+} from '../nn/index.js';
 import { makeTeacher, updateTeacher } from './common.js';
 import { DinoHead } from './heads.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
@@ -76,6 +85,8 @@ export const locaOptionsSchema = z.strictObject({
   sinkhornIters: z.number().int().positive().default(3), // (3)
   maxGradNorm: z.number().positive().default(1), // global-norm clipping (1)
   blur: z.enum(['intended', 'none']).default('intended'), // see the header
+  patchInit: z.enum(['torch', 'lecun-normal', 'trunc-normal']).default('lecun-normal'), // scenic's ViT embedding conv: flax lecun_normal (std 1/√fan_in)
+  posInit: z.enum(['normal', 'trunc-normal']).default('normal'), // scenic: normal(std 1/√D); 'trunc-normal' = timm 0.02
 });
 
 export type LocaOptions = z.output<typeof locaOptionsSchema>;
@@ -263,6 +274,8 @@ class Loca implements Method {
     this.q0Kept = keptCount(this.q0Tokens, o.queryKeep);
     this.clip = { mode: 'global', maxNorm: o.maxGradNorm };
     this.student = new LocaNet(ctx.vit, o, this.nPositions);
+    initPatchEmbed_(this.student.backbone.patchEmbed.proj, o.patchInit);
+    if (o.posInit === 'normal') normal_(this.student.backbone.posEmbed, 1 / Math.sqrt(ctx.vit.dim));
     this.teacher = makeTeacher(() => new LocaNet(ctx.vit, o, this.nPositions), this.student);
   }
 

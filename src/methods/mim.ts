@@ -32,13 +32,12 @@ import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type MultiCropRecipe, multiCrop } from '../data/views.js';
 import { cat, keep, noGrad, type Tensor, tensor, tidy, zeros } from '../engine/index.js';
-import { Module, VisionTransformer, type VitConfig } from '../nn/index.js';
-import { dinoCrossEntropy, meanEntropy, updateCentre, updateTeacher } from './common.js';
+import { initPatchEmbed_, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import { dinoCrossEntropy, lastLayerFrozen, meanEntropy, updateCentre, updateTeacher, warmupTemp } from './common.js';
 import { dinoSchema } from './dino.js';
 import { DinoHead, type DinoHeadConfig, WeightNormLinear } from './heads.js';
 import { IBOT_MASK_DEFAULTS, type MaskOptions, maskBatch } from './masking.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
-import { warmupTemp } from './selfpatch.js';
 
 const ratioRange = z
   .tuple([z.number().gt(0).max(1), z.number().gt(0).max(1)])
@@ -55,6 +54,10 @@ const mimFields = {
   warmupTeacherPatchTemp: z.number().gt(0).default(0.04), // --warmup_teacher_patch_temp 0.04
   teacherPatchTemp: z.number().gt(0).default(0.07), // --teacher_patch_temp 0.07
   patchCenterMomentum: z.number().min(0).max(1).default(0.9), // center_momentum2 0.9
+  // --warmup_teacher_temp_epochs 30 of --epochs 100 (main_ibot.py): both temperatures warm up over the first 30% of
+  // the steps (epochRules 'run', dino.ts); the CLS one stays flat while warmupTeacherTemp = teacherTemp
+  warmupTeacherTempEpochs: z.number().int().min(0).default(30),
+  referenceEpochs: z.number().int().min(1).default(100), // main_ibot.py --epochs 100
   patchWeight: z.number().min(0).default(1), // --lambda2 1
   sharedHead: z.boolean().default(true), // README ViT-S: --shared_head true
   patchOutDim: z.number().int().min(2).nullable().default(null), // --patch_out_dim; only without sharedHead (null → outDim)
@@ -183,6 +186,7 @@ export class Mim implements Method {
     };
     const patchOutDim = opts.sharedHead ? null : (opts.patchOutDim ?? opts.outDim);
     this.student = new MimNet({ ...ctx.vit, maskToken: true }, head, patchOutDim);
+    initPatchEmbed_(this.student.backbone.patchEmbed.proj, opts.patchInit); // iBOT: PyTorch's default
     this.teacher = new MimTeacher(ctx.vit, head, patchOutDim, this.withCls);
     this.teacher.backbone.loadStateDict(this.student.backbone.stateDict(), false); // all but masked_embed
     this.teacher.head.loadStateDict(this.student.head.stateDict());
@@ -310,7 +314,7 @@ export class Mim implements Method {
 
   lastLayerFrozen(info: StepInfo): boolean {
     const o = this.opts;
-    return o.freezeLastLayerSteps !== null ? info.step < o.freezeLastLayerSteps : info.epoch < o.freezeLastLayerEpochs;
+    return lastLayerFrozen(o, info);
   }
 
   beforeOptimizerStep(info: StepInfo): void {

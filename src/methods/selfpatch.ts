@@ -50,6 +50,7 @@ import { neighbourTable } from '../data/geometry.js';
 import { type MultiCropRecipe, multiCrop } from '../data/views.js';
 import { cat, keep, noGrad, normalize, ones, type Tensor, tensor, tidy, zeros } from '../engine/index.js';
 import {
+  initPatchEmbed_,
   LayerNorm,
   Linear,
   Mlp,
@@ -59,7 +60,7 @@ import {
   VisionTransformer,
   type VitConfig,
 } from '../nn/index.js';
-import { dinoCrossEntropy, meanEntropy, updateCentre, updateTeacher } from './common.js';
+import { dinoCrossEntropy, lastLayerFrozen, meanEntropy, updateCentre, updateTeacher, warmupTemp } from './common.js';
 import { dinoSchema } from './dino.js';
 import { DinoHead, type DinoHeadConfig } from './heads.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
@@ -80,6 +81,7 @@ export const selfPatchSchema = dinoSchema
     patchWeight: z.number().min(0).default(0.1), // c_loss + 0.1·p_loss
     caBlocks: z.number().int().min(1).default(2), // 2 class-attention blocks
     caClsWeight: z.number().min(0).max(1).default(0.5), // Locus mapping, see the header (reference ≙ 1)
+    referenceEpochs: z.number().int().min(1).default(300), // main_selfpatch.py --epochs 300: its 1 frozen epoch = 0.33% of steps
   })
   .strict();
 
@@ -353,26 +355,6 @@ export function sizeGroups(views: Tensor[]): [number, number][] {
 
 const catViews = (views: Tensor[]): Tensor => (views.length === 1 ? views[0] : cat(views, 0));
 
-/** np.linspace(start, end, n)[i] with DINO's convention (n ≤ 1 → start). */
-function linspaceAt(start: number, end: number, n: number, i: number): number {
-  return n <= 1 ? start : start + ((end - start) * i) / (n - 1);
-}
-
-/** A teacher temperature warmed up from `start` to `end` as DINO's schedule (per epoch, or per step if set). */
-export function warmupTemp(
-  o: { warmupTeacherTempEpochs: number; warmupTeacherTempSteps: number | null },
-  info: StepInfo,
-  start: number,
-  end: number,
-): number {
-  if (o.warmupTeacherTempSteps !== null) {
-    const n = o.warmupTeacherTempSteps;
-    return info.step < n ? linspaceAt(start, end, n, info.step) : end;
-  }
-  const n = o.warmupTeacherTempEpochs;
-  return info.epoch < n ? linspaceAt(start, end, n, info.epoch) : end;
-}
-
 // ---------------------------------------------------------------- the method
 
 export class SelfPatch implements Method {
@@ -394,6 +376,7 @@ export class SelfPatch implements Method {
     };
     const patchHead: DinoHeadConfig = { ...head, outDim: opts.patchOutDim, hiddenDim: opts.patchHiddenDim };
     this.student = new SelfPatchNet(ctx.vit, head, patchHead, opts.caBlocks);
+    initPatchEmbed_(this.student.backbone.patchEmbed.proj, opts.patchInit); // SelfPatch: PyTorch's default
     this.teacher = new SelfPatchTeacher(ctx.vit, head, patchHead, opts.caBlocks);
     for (const part of ['backbone', 'caHead', 'cHead', 'pHead'] as const)
       this.teacher[part].loadStateDict(this.student[part].stateDict());
@@ -501,7 +484,7 @@ export class SelfPatch implements Method {
 
   lastLayerFrozen(info: StepInfo): boolean {
     const o = this.opts;
-    return o.freezeLastLayerSteps !== null ? info.step < o.freezeLastLayerSteps : info.epoch < o.freezeLastLayerEpochs;
+    return lastLayerFrozen(o, info);
   }
 
   beforeOptimizerStep(info: StepInfo): void {

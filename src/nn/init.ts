@@ -43,3 +43,40 @@ export function ones_(t: Tensor): Tensor {
 export function normal_(t: Tensor, std: number, mean = 0): Tensor {
   return noGrad(() => t.normal_(mean, std));
 }
+
+/**
+ * PyTorch's default Conv2d/Linear init: kaiming_uniform_(a=√5) on the weight, i.e. U(±1/√fan_in) (std
+ * 1/√(3·fan_in): 0.083 at a 4×4×3 patch), and U(±1/√fan_in) on the bias. DINO, SelfPatch, iBOT and GTSA
+ * leave their patch-embedding conv at this (their ViT's _init_weights touches Linear and LayerNorm only).
+ */
+export function torchDefault_(weight: Tensor, bias: Tensor | null): void {
+  const fanIn = weight.shape.slice(1).reduce((a, b) => a * b, 1);
+  const bound = 1 / Math.sqrt(fanIn);
+  noGrad(() => {
+    weight.uniform_(-bound, bound);
+    bias?.uniform_(-bound, bound);
+  });
+}
+
+/**
+ * Flax's lecun_normal (scenic's ViT patch embedding, LOCA): a normal truncated at ±2σ with its std
+ * corrected to 1/√fan_in (σ = (1/√fan_in)/0.8796…, jax's variance_scaling 'truncated_normal'); bias zero.
+ */
+export function lecunNormal_(weight: Tensor, bias: Tensor | null): void {
+  const fanIn = weight.shape.slice(1).reduce((a, b) => a * b, 1);
+  const sigma = 1 / Math.sqrt(fanIn) / 0.8796256610342398;
+  truncNormal_(weight, sigma, 0, -2 * sigma, 2 * sigma);
+  if (bias) zeros_(bias);
+}
+
+/** The patch-embedding conv's init: 'torch' (PyTorch default), 'lecun-normal' (flax), 'trunc-normal' (timm's 0.02). */
+export type PatchInit = 'torch' | 'lecun-normal' | 'trunc-normal';
+
+export function initPatchEmbed_(conv: { weight: Tensor; bias: Tensor | null }, kind: PatchInit): void {
+  if (kind === 'torch') torchDefault_(conv.weight, conv.bias);
+  else if (kind === 'lecun-normal') lecunNormal_(conv.weight, conv.bias);
+  else {
+    truncNormal_(conv.weight, 0.02);
+    if (conv.bias) zeros_(conv.bias);
+  }
+}

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import { cudaAvailable } from '../engine/index.js';
 import { buildFlags } from '../engine/native.js';
 import { getMethod, METHODS, methodNames } from '../methods/index.js';
+import { momentumForRetention } from '../nn/index.js';
 import { MODEL_PRESET_NAMES, MODEL_PRESETS } from '../nn/presets.js';
 import { cropDefaults } from './crops.js';
 
@@ -134,9 +135,15 @@ function baseSchema() {
           clip: z.number().min(0).default(3), // per-tensor gradient-norm clip (DINO 3.0); 0 = off
           beta1: unit().default(0.9),
           beta2: unit().default(0.999),
-          // teacher EMA momentum, cosine to teacherMomentumEnd. DINO 0.996 (methods.md §8 suggests 0.99 for short
-          // runs; here 0.99 with a higher lr collapsed sooner)
-          teacherMomentum: unit().default(0.996),
+          // Teacher EMA momentum, cosine to teacherMomentumEnd. null (default) = budget-aware: the base momentum whose
+          // product over the run is teacherRetention (nn/schedules.ts momentumForRetention), so the teacher ends holding
+          // that fraction of its random init at any run length (0.969 at 300 steps, 0.994 at 1,500). Reference: 0.996
+          // (DINO, SelfPatch, iBOT, GTSA, LOCA; `--set optim.teacherMomentum=0.996`), which over 300 steps leaves 55%
+          // of the init in the teacher the probes evaluate; SCRL's 200-epoch config 0.97.
+          teacherMomentum: unit().nullable().default(null),
+          // the teacher's share of its init at the end of the run, for teacherMomentum null: 1% (DINO's 0.996 over its
+          // own 125k steps leaves e^-250; 1% keeps the teacher a late average of the student, SCRL's 0.97 at 300 steps)
+          teacherRetention: z.number().gt(0).lt(1).default(0.01),
           teacherMomentumEnd: unit().default(1),
         })
         .strict()
@@ -338,7 +345,7 @@ function checkConsistency(c: Config): void {
   if (m.imgSize % m.patchSize !== 0)
     throw new ConfigError(`model.imgSize ${m.imgSize} is not divisible by model.patchSize ${m.patchSize}`);
   if (m.dim % m.heads !== 0) throw new ConfigError(`model.dim ${m.dim} is not divisible by model.heads ${m.heads}`);
-  if (c.optim.teacherMomentumEnd < c.optim.teacherMomentum)
+  if (c.optim.teacherMomentum !== null && c.optim.teacherMomentumEnd < c.optim.teacherMomentum)
     throw new ConfigError(
       `optim.teacherMomentumEnd ${c.optim.teacherMomentumEnd} must be ≥ optim.teacherMomentum ${c.optim.teacherMomentum}`,
     );
@@ -487,6 +494,12 @@ export function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
 /** Peak learning rate: DINO's lr·global batch/256. */
 export function peakLr(c: Config, worldSize = 1): number {
   return c.optim.lrScaling === 'batch/256' ? (c.optim.lr * c.optim.batchSize * worldSize) / 256 : c.optim.lr;
+}
+
+/** The base teacher momentum: optim.teacherMomentum, or (null) the one leaving optim.teacherRetention of the init at the end. */
+export function teacherMomentumBase(c: Config): number {
+  const o = c.optim;
+  return o.teacherMomentum ?? momentumForRetention(o.teacherRetention, o.steps, o.teacherMomentumEnd);
 }
 
 export function warmupSteps(c: Config): number {

@@ -32,6 +32,7 @@ import {
   decayGroups,
   type Optimizer,
   SGD,
+  teacherRetention,
   type VitConfig,
 } from '../nn/index.js';
 import {
@@ -41,7 +42,7 @@ import {
   pruneCheckpoints,
   saveCheckpoint,
 } from './checkpoint.js';
-import { type Config, configHash, peakLr, resolveDevice, warmupSteps } from './config.js';
+import { type Config, configHash, peakLr, resolveDevice, teacherMomentumBase, warmupSteps } from './config.js';
 import { initMethod } from './import.js';
 import type { Progress } from './progress.js';
 import { appendMetrics, type MetricsRow, type RunPaths } from './run.js';
@@ -154,22 +155,6 @@ class ResumableLoader extends Loader {
   }
 }
 
-function restoreOptimizer(opt: Optimizer, saved: Map<string, Tensor>, step: number): void {
-  const live = opt.stateTensors();
-  const missing = [...live.keys()].filter((k) => !saved.has(k));
-  if (missing.length > 0 || saved.size !== live.size)
-    throw new Error(
-      `checkpoint optimizer state does not match this model (${missing.length} missing, ${saved.size} saved vs ${live.size})`,
-    );
-  for (const [k, t] of live) {
-    const s = saved.get(k) as Tensor;
-    if (s.shape.join() !== t.shape.join())
-      throw new Error(`checkpoint optimizer state ${k}: shape [${s.shape}] vs [${t.shape}]`);
-    t.copy_(s);
-  }
-  opt.step_ = step;
-}
-
 const num = (v: number | Tensor): number => (typeof v === 'number' ? v : v.item());
 
 /** The device this process trains on: train.device resolved, and cuda:<local rank> with several processes. */
@@ -217,7 +202,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   const total = c.optim.steps;
   const lrs = cosineSchedule(peakLr(c, world), c.optim.minLr, total, warmupSteps(c));
   const wds = cosineSchedule(c.optim.weightDecay, c.optim.weightDecayEnd, total);
-  const moms = cosineSchedule(c.optim.teacherMomentum, c.optim.teacherMomentumEnd, total);
+  const moms = cosineSchedule(teacherMomentumBase(c), c.optim.teacherMomentumEnd, total);
+  const retention = teacherRetention(moms); // logged: the teacher's share of its init after each step
 
   const skips = new SkipLog(isMain ? join(o.run.dir, 'skipped.jsonl') : null, isMain ? undefined : () => {});
   const loaderOpts: LoaderOptions = {
@@ -248,7 +234,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const r = o.resume;
     method.student.loadStateDict(r.student);
     if (method.teacher) method.teacher.loadStateDict(r.teacher);
-    restoreOptimizer(opt, r.optim, r.info.optimizerStep);
+    opt.loadState(r.optim, r.info.optimizerStep); // AdamW: old checkpoints' step counts migrated (nn/optim.ts)
     const rng = r.rng.get('cpu');
     if (rng) setRngState(rng);
     // stochastic depth and masks drawn on a GPU come from its generator (absent when the run switches device)
@@ -367,6 +353,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
             lr: info.lr,
             wd: info.weightDecay,
             momentum: info.momentum,
+            ...(method.teacher ? { teacher_retention: retention[step - 1] as number } : {}),
             ...logs,
             images_per_s: imagesPerS,
             step_s: stepS,
