@@ -15,14 +15,20 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# libtorch only Recommends a fast BLAS; without OpenBLAS it silently runs ~30x slower.
-blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 || true)
-if [[ "$blas" != *openblas* ]]; then
-  echo "[setup] pointing libblas.so.3 at OpenBLAS (was: ${blas:-none})"
-  update-alternatives --set libblas.so.3-x86_64-linux-gnu /usr/lib/x86_64-linux-gnu/openblas-openmp/libblas.so.3
-  blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3)
-  [[ "$blas" == *openblas* ]] || { echo "[setup] ERROR: libblas.so.3 resolves to $blas, not OpenBLAS"; exit 1; }
-fi
+# libtorch only Recommends a fast BLAS; without OpenBLAS it silently runs ~30x slower. It must be the
+# OpenMP build: python3-torchvision/python3-skimage pull in libopenblas0-pthread, whose higher priority
+# takes over libblas.so.3 in auto mode, and its threads then spin beside libtorch's OpenMP pool (the small
+# benchmark step went from 0.42 s to 1.15 s on both engines).
+for lib in libblas.so.3 liblapack.so.3; do
+  want=/usr/lib/x86_64-linux-gnu/openblas-openmp/$lib
+  have=$(readlink -f /usr/lib/x86_64-linux-gnu/$lib || true)
+  if [ "$have" != "$want" ]; then
+    echo "[setup] pointing $lib at OpenBLAS's OpenMP build (was: ${have:-none})"
+    update-alternatives --set "$lib-x86_64-linux-gnu" "$want"
+    have=$(readlink -f /usr/lib/x86_64-linux-gnu/$lib)
+    [ "$have" = "$want" ] || { echo "[setup] ERROR: $lib resolves to $have, not $want"; exit 1; }
+  fi
+done
 
 # npm dependencies: reinstall when the lock file changed since the last install.
 if [ ! -f node_modules/.locus-installed ] || [ package-lock.json -nt node_modules/.locus-installed ]; then
