@@ -1,6 +1,6 @@
 // Vision Transformer (DINO's vision_transformer.py layout and state-dict names): patch embedding by a
 // strided conv, CLS token, learned position embedding interpolated to any grid, pre-norm blocks, final norm.
-import { cat, empty, interpolate, type Tensor, where, zeros } from '../engine/index.js';
+import { cat, empty, interpolate, type Tensor, tidy, where, zeros } from '../engine/index.js';
 import { Block } from './attention.js';
 import { truncNormal_ } from './init.js';
 import { Conv2d, LayerNorm } from './layers.js';
@@ -108,20 +108,30 @@ export class VisionTransformer extends Module {
    * keep [B, K] (int64): keep only these patch tokens, dropped before the encoder (LOCA's query dropping).
    */
   forward(x: Tensor, o: { mask?: Tensor; keep?: Tensor; attention?: boolean } = {}): VitOutput {
-    const { tokens, clsTok, grid } = this.embed(x, o.mask);
-    let patchTok = tokens;
-    if (o.keep) {
-      const D = this.cfg.dim;
-      patchTok = tokens.gather(1, o.keep.unsqueeze(-1).expand(o.keep.shape[0], o.keep.shape[1], D));
-    }
-    let z = cat([clsTok, patchTok], 1);
+    const [z0, grid] = tidy(() => {
+      const { tokens, clsTok, grid } = this.embed(x, o.mask);
+      let patchTok = tokens;
+      if (o.keep) {
+        const D = this.cfg.dim;
+        patchTok = tokens.gather(1, o.keep.unsqueeze(-1).expand(o.keep.shape[0], o.keep.shape[1], D));
+      }
+      return [cat([clsTok, patchTok], 1), grid] as const;
+    });
+    // Block by block: each block's intermediates are freed when it returns, and the previous tokens once
+    // the next block has them. With autograd on, the graph keeps what backward needs; in a no-grad pass
+    // (eval, teachers, feature extraction) only one block's activations are alive at a time.
+    let z = z0;
     let attention: Tensor | undefined;
     for (const [i, blk] of this.blocks.items.entries()) {
-      const [y, attn] = blk.forward(z);
+      const last = i === this.blocks.length - 1;
+      const [y, attn] = blk.forward(z, Boolean(o.attention && last));
+      z.dispose();
       z = y;
-      if (o.attention && i === this.blocks.length - 1) attention = attn;
+      if (attn) attention = attn;
     }
-    z = this.norm.forward(z);
+    const zn = this.norm.forward(z);
+    z.dispose();
+    z = zn;
     const n = z.shape[1] - 1;
     return { cls: z.select(1, 0), patches: z.narrow(1, 1, n), attention, grid };
   }
