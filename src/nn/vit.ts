@@ -1,6 +1,6 @@
 // Vision Transformer (DINO's vision_transformer.py layout and state-dict names): patch embedding by a
 // strided conv, CLS token, learned position embedding interpolated to any grid, pre-norm blocks, final norm.
-import { cat, empty, interpolate, type Tensor, tidy, where, zeros } from '../engine/index.js';
+import { cat, empty, interpolate, linear, type Tensor, tidy, where, zeros } from '../engine/index.js';
 import { Block } from './attention.js';
 import { truncNormal_ } from './init.js';
 import { Conv2d, LayerNorm } from './layers.js';
@@ -92,7 +92,15 @@ export class VisionTransformer extends Module {
     if (H % p !== 0 || W % p !== 0) throw new Error(`input ${H}x${W} is not divisible by the patch size ${p}`);
     const h = H / p;
     const w = W / p;
-    let tokens = this.patchEmbed.proj.forward(x).flatten(2).transpose(1, 2); // [B, N, D]
+    // The patch embedding's stride-p conv as what it is, one matmul over the flattened patches (same weights
+    // [D, C, p, p]; im2col by reshape/permute): ~20% less time than libtorch's conv2d forward + backward here.
+    const C = this.cfg.inChans;
+    const proj = this.patchEmbed.proj;
+    const patches = x
+      .reshape(B, C, h, p, w, p)
+      .permute(0, 2, 4, 1, 3, 5)
+      .reshape(B, h * w, C * p * p);
+    let tokens = linear(patches, proj.weight.reshape(this.cfg.dim, C * p * p), proj.bias); // [B, N, D]
     if (mask) {
       if (!this.maskEmbed) throw new Error('this ViT has no mask token (model.maskToken is false)');
       tokens = where(mask.unsqueeze(-1), this.maskEmbed.to(tokens.dtype), tokens);
