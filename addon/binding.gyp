@@ -6,7 +6,7 @@
   "variables": {"libtorch%": "<!(echo \"$LOCUS_LIBTORCH\")"},
   "targets": [{
     "target_name": "locus",
-    "sources": ["tensor.cc", "dist.cc"],
+    "sources": ["tensor.cc", "ops.cc", "kernels.cc", "amp.cc", "attention.cc", "dist.cc"],
     "include_dirs": [
       "<!(node -p \"require('node-addon-api').include_dir\")"
     ],

@@ -8,6 +8,11 @@ against a fixed random target distribution; fixed random batch of 64; AdamW (lr 
 reshape + linear). Weights, batch and targets come from --init (a safetensors file written by the Locus
 side), so both engines run the same computation from the same starting point.
 
+--model vit_small_patch16_224 (issue 14): ViT-S/16 at 224 px (dim 384, depth 12, 6 heads) with the head
+Linear(384->768)-GELU-Linear(768->256). --mode eval times the backbone's forward under torch.no_grad()
+and reports the mean of the CLS features' first 4 channels. --precision bf16|fp16: torch.autocast around the
+forward (fp16 with torch.cuda.amp.GradScaler semantics); --device cuda needs a CUDA PyTorch.
+
 Prints one JSON line: per-step times, the median of the timed steps, losses, peak RSS, matmul GFLOP/s.
 """
 import argparse
@@ -99,11 +104,18 @@ class ViT(nn.Module):
         return self.norm(x)[:, 0]
 
 
+MODELS = {
+    "tiny": dict(img=32, patch=4, dim=192, depth=6, heads=3),
+    "vit_small_patch16_224": dict(img=224, patch=16, dim=384, depth=12, heads=6),
+}
+
+
 class Net(nn.Module):
-    def __init__(self):
+    def __init__(self, model="tiny"):
         super().__init__()
-        self.backbone = ViT()
-        self.head = Mlp(192, 384, 256)
+        m = MODELS[model]
+        self.backbone = ViT(**m)
+        self.head = Mlp(m["dim"], 2 * m["dim"], 256)
 
     def forward(self, x):
         return self.head(self.backbone(x))
@@ -132,25 +144,50 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--model", default="tiny", choices=sorted(MODELS))
+    ap.add_argument("--mode", default="train", choices=["train", "eval"])
+    ap.add_argument("--batch", type=int, default=64)  # the batch is in --init; recorded only
+    ap.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "fp16"])
+    ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    dev = torch.device(args.device)
 
     t = read_safetensors(args.init)
-    net = Net()
+    net = Net(args.model)
     net.load_state_dict({k[2:]: v for k, v in t.items() if k.startswith("w.")}, strict=True)
-    x, target = t["x"], t["target"]
-    opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.04, betas=(0.9, 0.999), eps=1e-8)
+    net.to(dev)
+    x, target = t["x"].to(dev), t["target"].to(dev)
+    del t
+    amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(args.precision)
+    amp = lambda: torch.autocast(args.device, dtype=amp_dtype, enabled=amp_dtype is not None)  # noqa: E731
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
+    train = args.mode == "train"
+    if train:
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4, weight_decay=0.04, betas=(0.9, 0.999), eps=1e-8)
+        scaler = torch.cuda.amp.GradScaler(enabled=args.precision == "fp16")
+    else:
+        net.eval()
 
     times, losses = [], []
     cpu0 = time.process_time()
     for _ in range(args.warmup + args.steps):
+        sync()
         t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=True)
-        loss = F.cross_entropy(net(x) / 0.1, target)
-        loss.backward()
-        opt.step()
+        if train:
+            opt.zero_grad(set_to_none=True)
+            with amp():
+                loss = F.cross_entropy(net(x).float() / 0.1, target)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+            value = loss.item()
+        else:
+            with torch.no_grad(), amp():
+                value = net.backbone(x).float()[:, :4].mean().item()
+        sync()
         times.append(time.perf_counter() - t0)
-        losses.append(loss.item())
+        losses.append(value)
     cpu = time.process_time() - cpu0
     timed = times[args.warmup :]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB
@@ -164,7 +201,7 @@ def main():
         "peak_rss_mb": peak,
         "cpu_s": cpu,
         "loop_s": sum(times),
-        "params": sum(p.numel() for p in net.parameters()),
+        "params": sum(p.numel() for p in (net.parameters() if train else net.backbone.parameters())),
         "matmul_gflops": matmul_gflops(),
     }
     ru = resource.getrusage(resource.RUSAGE_SELF)

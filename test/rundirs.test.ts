@@ -246,7 +246,7 @@ describe('run directories', () => {
     const r = locus(['pretrain', '--steps', '2', ...TINY, '--set', 'data.dataset.length=3', '--out', few]);
     assert.match(
       errorLine(r, 'fewer samples than a batch'),
-      /data\.dataset has 3 samples, fewer than one batch \(optim\.batchSize 8 × 1 processes\)/,
+      /data\.dataset has 3 samples, fewer than one step \(optim\.batchSize 8 × optim\.accumulate 1 × 1 processes\)/,
     );
     assert.ok(!existsSync(few), 'no run directory is created');
 

@@ -248,6 +248,10 @@ export function setRngState(state: Tensor, device = 'cpu'): void {
 export function cudaAvailable(): boolean {
   return native.cudaAvailable();
 }
+/** Waits for the queued CUDA kernels (for timing); a no-op without CUDA. */
+export function cudaSynchronize(): void {
+  if (native.cudaAvailable()) native.cudaSynchronize();
+}
 
 export interface EngineInfo {
   torchVersion: string;

@@ -1,16 +1,10 @@
 // Multi-head self- and cross-attention (timm names: qkv/proj; q/kv/proj for cross-attention).
-import type { Tensor } from '../engine/index.js';
-import { dropout } from '../engine/index.js';
+// The attention itself is one addon call (engine/fused.ts): libtorch's fused scaled_dot_product_attention
+// where the build has it and no map is asked for, else the explicit matmul–softmax–matmul path.
+// Each branch runs in a tidy scope, so a no-grad pass (eval, teachers) frees its intermediates as it goes.
+import { attention, type Tensor, tidy } from '../engine/index.js';
 import { Dropout, dropPath, LayerNorm, Linear, Mlp } from './layers.js';
 import { Module } from './module.js';
-
-/** softmax(q·kᵀ/√d)·v over heads; q [B,H,Nq,d], k,v [B,H,Nk,d]. Returns [B,Nq,H·d] and the attention. */
-function attend(q: Tensor, k: Tensor, v: Tensor, scale: number, drop: number, training: boolean): [Tensor, Tensor] {
-  const attn = q.matmul(k.transpose(-2, -1)).mul(scale).softmax(-1);
-  const out = dropout(attn, drop, training).matmul(v);
-  const [B, H, N, d] = out.shape;
-  return [out.transpose(1, 2).reshape(B, N, H * d), attn];
-}
 
 export class Attention extends Module {
   readonly qkv: Linear;
@@ -29,16 +23,22 @@ export class Attention extends Module {
     this.projDrop = this.child('proj_drop', new Dropout(o.projDrop ?? 0));
     this.scale = (dim / heads) ** -0.5;
   }
-  /** x [B,N,D] → [out [B,N,D], attention [B,H,N,N]]. */
-  forward(x: Tensor): [Tensor, Tensor] {
-    const [B, N] = x.shape;
-    const qkv = this.qkv
-      .forward(x)
-      .reshape(B, N, 3, this.heads, this.dim / this.heads)
-      .permute(2, 0, 3, 1, 4);
-    const [q, k, v] = [qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2)];
-    const [o, attn] = attend(q, k, v, this.scale, this.attnDrop, this.training);
-    return [this.projDrop.forward(this.proj.forward(o)), attn];
+  /** x [B,N,D] → [out [B,N,D], attention [B,H,N,N] (null when `weights` is false)]. */
+  forward(x: Tensor, weights = true): [Tensor, Tensor | null] {
+    return tidy(() => {
+      const [B, N] = x.shape;
+      const qkv = this.qkv
+        .forward(x)
+        .reshape(B, N, 3, this.heads, this.dim / this.heads)
+        .permute(2, 0, 3, 1, 4);
+      const [o, attn] = attention(qkv.select(0, 0), qkv.select(0, 1), qkv.select(0, 2), {
+        scale: this.scale,
+        dropout: this.attnDrop,
+        training: this.training,
+        weights,
+      });
+      return [this.projDrop.forward(this.proj.forward(o)), attn];
+    });
   }
 }
 
@@ -59,15 +59,17 @@ export class CrossAttention extends Module {
     this.proj = this.child('proj', new Linear(dim, dim));
     this.scale = (dim / heads) ** -0.5;
   }
-  /** x [B,Nq,D], context [B,Nk,D] → [out [B,Nq,D], attention [B,H,Nq,Nk]]. */
-  forward(x: Tensor, context: Tensor): [Tensor, Tensor] {
-    const [B, Nq] = x.shape;
-    const Nk = context.shape[1];
-    const d = this.dim / this.heads;
-    const q = this.q.forward(x).reshape(B, Nq, this.heads, d).transpose(1, 2);
-    const kv = this.kv.forward(context).reshape(B, Nk, 2, this.heads, d).permute(2, 0, 3, 1, 4);
-    const [o, attn] = attend(q, kv.select(0, 0), kv.select(0, 1), this.scale, 0, this.training);
-    return [this.proj.forward(o), attn];
+  /** x [B,Nq,D], context [B,Nk,D] → [out [B,Nq,D], attention [B,H,Nq,Nk] (null when `weights` is false)]. */
+  forward(x: Tensor, context: Tensor, weights = true): [Tensor, Tensor | null] {
+    return tidy(() => {
+      const [B, Nq] = x.shape;
+      const Nk = context.shape[1];
+      const d = this.dim / this.heads;
+      const q = this.q.forward(x).reshape(B, Nq, this.heads, d).transpose(1, 2);
+      const kv = this.kv.forward(context).reshape(B, Nk, 2, this.heads, d).permute(2, 0, 3, 1, 4);
+      const [o, attn] = attention(q, kv.select(0, 0), kv.select(0, 1), { scale: this.scale, weights });
+      return [this.proj.forward(o), attn];
+    });
   }
 }
 
@@ -92,11 +94,16 @@ export class Block extends Module {
     this.norm2 = this.child('norm2', new LayerNorm(dim));
     this.mlp = this.child('mlp', new Mlp(dim, Math.round(dim * (o.mlpRatio ?? 4)), dim, o.drop ?? 0));
   }
-  /** Returns the new tokens and this block's attention map. */
-  forward(x: Tensor): [Tensor, Tensor] {
-    const [a, attn] = this.attn.forward(this.norm1.forward(x));
-    const y = x.add(dropPath(a, this.dropPathRate, this.training));
-    return [y.add(dropPath(this.mlp.forward(this.norm2.forward(y)), this.dropPathRate, this.training)), attn];
+  /** Returns the new tokens and this block's attention map (null when `weights` is false). */
+  forward(x: Tensor, weights = true): [Tensor, Tensor | null] {
+    return tidy((): [Tensor, Tensor | null] => {
+      const y = tidy((): [Tensor, Tensor | null] => {
+        const [a, attn] = this.attn.forward(this.norm1.forward(x), weights);
+        return [x.add(dropPath(a, this.dropPathRate, this.training)), attn];
+      });
+      const m = tidy(() => dropPath(this.mlp.forward(this.norm2.forward(y[0])), this.dropPathRate, this.training));
+      return [y[0].add(m), y[1]];
+    });
   }
 }
 
@@ -116,7 +123,7 @@ export class CrossBlock extends Module {
     this.mlp = this.child('mlp', new Mlp(dim, Math.round(dim * (o.mlpRatio ?? 4))));
   }
   forward(x: Tensor, context: Tensor): Tensor {
-    const [a] = this.attn.forward(this.normQ.forward(x), this.normKv.forward(context));
+    const [a] = this.attn.forward(this.normQ.forward(x), this.normKv.forward(context), false);
     const y = x.add(a);
     return y.add(this.mlp.forward(this.norm2.forward(y)));
   }

@@ -1,5 +1,5 @@
 // Basic layers with timm/DINO parameter names and initialisation.
-import { conv2d, dropout, empty, layerNorm, linear, ones, rand, type Tensor, zeros } from '../engine/index.js';
+import { conv2d, dropout, empty, layerNorm, linear, ones, rand, type Tensor, tidy, zeros } from '../engine/index.js';
 import { truncNormal_ } from './init.js';
 import { Module } from './module.js';
 
@@ -87,8 +87,11 @@ export class Mlp extends Module {
     this.fc1 = this.child('fc1', new Linear(inF, hidden));
     this.fc2 = this.child('fc2', new Linear(hidden, outF));
   }
+  /** In a tidy scope: the hidden activations are freed as soon as fc2 has them (a no-grad pass keeps none). */
   forward(x: Tensor): Tensor {
-    const h = dropout(this.fc1.forward(x).gelu(), this.drop, this.training);
-    return dropout(this.fc2.forward(h), this.drop, this.training);
+    return tidy(() => {
+      const h = dropout(this.fc1.forward(x).gelu(), this.drop, this.training);
+      return dropout(this.fc2.forward(h), this.drop, this.training);
+    });
   }
 }

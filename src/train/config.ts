@@ -125,6 +125,9 @@ function baseSchema() {
       optim: z
         .object({
           batchSize: int(1).default(64), // per process (DINO batch_size_per_gpu 64)
+          // gradient accumulation: micro-batches of batchSize per optimizer step (the update of one batch
+          // accumulate·batchSize large; DDP all-reduces once per step, after the last micro-batch)
+          accumulate: int(1).default(1),
           steps: int(1).default(300), // total optimizer steps: 2 epochs of the default scenes, ~9 min on 2 cores
           lr: pos().default(5e-4), // base lr per 256 images (DINO 5e-4; 4x and 16x were worse in 200-step sweeps here)
           lrScaling: z.enum(['batch/256', 'none']).default('batch/256'), // peak lr = lr·globalBatch/256 (DINO)
@@ -157,6 +160,9 @@ function baseSchema() {
           threads: int(1).nullable().default(null), // libtorch threads; null = all cores (or LOCUS_THREADS)
           progress: z.enum(['auto', 'bar', 'plain', 'none']).default('auto'), // auto: bar on a TTY, else plain lines
           device: z.enum(['cpu', 'cuda', 'auto']).default('cpu'), // where training runs; auto: cuda when available
+          // mixed precision: autocast in the forward (fp32 master weights and optimizer); fp16 adds dynamic loss
+          // scaling (torch.cuda.amp.GradScaler semantics). libtorch 1.13's CPU has bf16 autocast, no fp16 matmul.
+          precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
         })
         .strict()
         .prefault({}),
@@ -469,7 +475,9 @@ function canonical(v: unknown): unknown {
 export function trainingPart(c: Config): Record<string, unknown> {
   const { train: _t, eval: _e, data, ...rest } = c;
   const { workers: _w, prefetch: _p, ...dataRest } = data;
-  return { ...rest, data: dataRest };
+  // optim.accumulate = 1 (the default) is left out, so runs saved before it existed keep their hash
+  const { accumulate, ...optimRest } = c.optim;
+  return { ...rest, optim: accumulate === 1 ? optimRest : c.optim, data: dataRest };
 }
 
 /** SHA-256 of the training part in canonical JSON: a resumed run must match it. */
@@ -491,9 +499,10 @@ export function configDiff(a: unknown, b: unknown, prefix = ''): string[] {
   return [`${prefix} (${show(a)} vs ${show(b)})`];
 }
 
-/** Peak learning rate: DINO's lr·global batch/256. */
+/** Peak learning rate: DINO's lr·global batch/256 (global batch = batchSize·accumulate·processes). */
 export function peakLr(c: Config, worldSize = 1): number {
-  return c.optim.lrScaling === 'batch/256' ? (c.optim.lr * c.optim.batchSize * worldSize) / 256 : c.optim.lr;
+  const batch = c.optim.batchSize * c.optim.accumulate * worldSize; // the global batch of one optimizer step
+  return c.optim.lrScaling === 'batch/256' ? (c.optim.lr * batch) / 256 : c.optim.lr;
 }
 
 /** The base teacher momentum: optim.teacherMomentum, or (null) the one leaving optim.teacherRetention of the init at the end. */

@@ -12,10 +12,13 @@ import { Loader, type LoaderOptions } from '../data/loader.js';
 import { deriveSeed } from '../data/rng.js';
 import { SkipLog } from '../data/skiplog.js';
 import {
+  autocast,
   dispose,
   engineInfo,
+  GradScaler,
   getRngState,
   manualSeed,
+  precisionUnsupported,
   scalar,
   setNumThreads,
   setRngState,
@@ -199,6 +202,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     method.teacher?.to(undefined, device);
   }
   const opt = buildOptimizer(method, c);
+  // mixed precision (train.precision) and gradient accumulation (optim.accumulate)
+  const precision = c.train.precision;
+  const unsupported = precisionUnsupported(precision, device);
+  if (unsupported) throw new Error(`train.precision ${precision} cannot run on ${device}: ${unsupported}`);
+  const scaler = precision === 'fp16' ? new GradScaler() : null;
+  const accumulate = c.optim.accumulate;
   const total = c.optim.steps;
   const lrs = cosineSchedule(peakLr(c, world), c.optim.minLr, total, warmupSteps(c));
   const wds = cosineSchedule(c.optim.weightDecay, c.optim.weightDecayEnd, total);
@@ -218,12 +227,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     onSkip: skips.record, // bad images: named on stderr and in <run>/skipped.jsonl
   };
   const loader = new ResumableLoader(loaderOpts);
-  const spe = await loader.stepsPerEpoch();
+  const spe = Math.floor((await loader.stepsPerEpoch()) / accumulate); // optimizer steps per epoch
   if (spe === 0) {
     const n = await loader.length(); // read before close (a closed loader cannot say its length)
     await loader.close();
     throw new Error(
-      `data.dataset has ${n} samples, fewer than one batch (optim.batchSize ${c.optim.batchSize} × ${world} processes)`,
+      `data.dataset has ${n} samples, fewer than one step (optim.batchSize ${c.optim.batchSize} × optim.accumulate ${accumulate} × ${world} processes)`,
     );
   }
 
@@ -234,7 +243,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const r = o.resume;
     method.student.loadStateDict(r.student);
     if (method.teacher) method.teacher.loadStateDict(r.teacher);
-    opt.loadState(r.optim, r.info.optimizerStep); // AdamW: old checkpoints' step counts migrated (nn/optim.ts)
+    // the fp16 loss scaler's state is saved beside the optimizer's (scaler.scale, scaler.growth_tracker)
+    if (scaler) scaler.loadState(r.optim);
+    const optimState = new Map([...r.optim].filter(([k]) => !k.startsWith('scaler.')));
+    opt.loadState(optimState, r.info.optimizerStep); // AdamW: old checkpoints' step counts migrated (nn/optim.ts)
     const rng = r.rng.get('cpu');
     if (rng) setRngState(rng);
     // stochastic depth and masks drawn on a GPU come from its generator (absent when the run switches device)
@@ -272,6 +284,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       savedAt: new Date().toISOString(),
     };
     const rng = new Map([['cpu', getRngState()]]);
+    const scalerState = scaler?.stateTensors() ?? null;
     if (device.startsWith('cuda')) rng.set('cuda', getRngState(device));
     try {
       return saveCheckpoint(
@@ -279,7 +292,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         {
           student: method.student.stateDict(),
           teacher: method.teacher?.stateDict() ?? null,
-          optim: opt.stateTensors(),
+          optim: scalerState ? new Map([...opt.stateTensors(), ...scalerState]) : opt.stateTensors(),
           rng,
         },
         info,
@@ -287,6 +300,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       );
     } finally {
       for (const t of rng.values()) t.dispose();
+      dispose(scalerState);
     }
   };
 
@@ -296,63 +310,94 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   o.progress.start(total, step);
   try {
     let epoch = Math.floor(step / spe);
-    loader.startAt(epoch, step % spe);
+    loader.startAt(epoch, (step % spe) * accumulate);
     outer: while (step < total) {
       let tWait = performance.now();
       let cpu0 = process.cpuUsage();
+      // micro-batches: `micro` of this step done so far; `seen` of this epoch (a trailing part step is dropped)
+      let micro = 0;
+      let seen = (step % spe) * accumulate;
+      let tStart = tWait;
+      let lossSum = 0;
+      const logSums: Record<string, number> = {};
+      let info: StepInfo | null = null;
       for await (const batch of loader.epoch(epoch)) {
-        const tStart = performance.now();
-        const info: StepInfo = {
-          step,
-          totalSteps: total,
-          epoch,
-          stepsPerEpoch: spe,
-          lr: lrs[step] as number,
-          weightDecay: wds[step] as number,
-          momentum: moms[step] as number,
-        };
-        manualSeed(deriveSeed(c.seed, STEP_STREAM, step, dist?.rank ?? 0)); // ranks draw different drop-path masks
-        opt.setSchedule(info.lr, info.weightDecay);
+        if (seen++ >= spe * accumulate) break;
+        if (micro === 0) {
+          tStart = performance.now();
+          info = {
+            step,
+            totalSteps: total,
+            epoch,
+            stepsPerEpoch: spe,
+            lr: lrs[step] as number,
+            weightDecay: wds[step] as number,
+            momentum: moms[step] as number,
+          };
+          manualSeed(deriveSeed(c.seed, STEP_STREAM, step, dist?.rank ?? 0)); // ranks draw different drop-path masks
+          opt.setSchedule(info.lr, info.weightDecay);
+        }
+        const stepInfo = info as StepInfo;
         const tb = toTensors(batch, device);
-        const out = tidy(() => method.loss(tb, info, comm));
+        const out = tidy(() => autocast(precision, device, () => method.loss(tb, stepInfo, comm)));
         dispose(tb.views);
         dispose(tb.extras);
-        let loss = out.loss.item();
-        if (nanAt === step + 1) loss = Number.NaN;
-        if (!Number.isFinite(loss)) {
+        let microLoss = out.loss.item();
+        if (nanAt === step + 1) microLoss = Number.NaN;
+        if (!Number.isFinite(microLoss)) {
           dispose(out);
-          throw new NonFiniteLossError(step + 1, loss, lastCheckpoint);
+          throw new NonFiniteLossError(step + 1, microLoss, lastCheckpoint);
         }
-        out.loss.backward();
+        // backward of loss/accumulate (times the loss scale for fp16): the gradients add up to the big batch's
+        const scaled = tidy(() => {
+          let l = accumulate > 1 ? out.loss.div(accumulate) : out.loss;
+          if (scaler) l = scaler.scaleLoss(l);
+          return l;
+        });
+        scaled.backward();
+        if (scaled !== out.loss) scaled.dispose();
         out.loss.dispose();
+        lossSum += microLoss;
+        for (const [k, v] of Object.entries(out.logs)) logSums[k] = (logSums[k] ?? 0) + num(v);
+        dispose(out.logs);
+        if (++micro < accumulate) continue;
+        micro = 0;
+        const loss = lossSum / accumulate;
+        lossSum = 0;
         const reduce0 = dist?.allReduceSeconds ?? 0;
-        dist?.syncGradients(params);
+        dist?.syncGradients(params); // once per optimizer step: after the last micro-batch
         const reduceS = (dist?.allReduceSeconds ?? 0) - reduce0;
-        if (clipNorm > 0) {
+        // fp16: gradients back to their true scale; an inf/NaN among them skips this step and halves the scale
+        const skipStep = scaler ? scaler.unscale(params) : false;
+        if (clipNorm > 0 && !skipStep) {
           if (clipMode === 'global') clipGradGlobal(params, clipNorm);
           else clipGradPerTensor(params, clipNorm);
         }
-        method.beforeOptimizerStep?.(info);
-        opt.step();
+        if (!skipStep) {
+          method.beforeOptimizerStep?.(stepInfo);
+          opt.step();
+        }
+        scaler?.update(skipStep);
         opt.zeroGrad();
-        tidy(() => method.afterStep(info, comm));
+        tidy(() => method.afterStep(stepInfo, comm));
         const logs: Record<string, number> = {};
-        for (const [k, v] of Object.entries(out.logs)) logs[k] = num(v);
-        dispose(out.logs);
+        for (const [k, v] of Object.entries(logSums)) logs[k] = v / accumulate;
+        for (const k of Object.keys(logSums)) delete logSums[k];
+        if (scaler) logs.loss_scale = scaler.scale;
         step++;
         lastLoss = loss;
         const tEnd = performance.now();
         const cpu = process.cpuUsage(cpu0);
         const stepS = (tEnd - tWait) / 1000;
-        const imagesPerS = (c.optim.batchSize * world) / stepS;
+        const imagesPerS = (c.optim.batchSize * accumulate * world) / stepS;
         if (isMain && (step % c.train.logEvery === 0 || step === total)) {
           const row: MetricsRow = {
             step,
             epoch,
             loss,
-            lr: info.lr,
-            wd: info.weightDecay,
-            momentum: info.momentum,
+            lr: stepInfo.lr,
+            wd: stepInfo.weightDecay,
+            momentum: stepInfo.momentum,
             ...(method.teacher ? { teacher_retention: retention[step - 1] as number } : {}),
             ...logs,
             images_per_s: imagesPerS,
@@ -364,7 +409,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
           };
           appendMetrics(o.run, row);
         }
-        o.progress.update(step, { loss, imagesPerS, lr: info.lr });
+        o.progress.update(step, { loss, imagesPerS, lr: stepInfo.lr });
         if (isMain && (step % c.train.ckptEvery === 0 || step === total)) {
           lastCheckpoint = save();
           savedAt = step;

@@ -76,9 +76,9 @@ async function checkData(c: Config, world: number): Promise<void> {
   } catch (e) {
     throw new ConfigError(`data.dataset (${c.data.dataset.kind}): ${(e as Error).message.split('\n')[0]}`);
   }
-  if (n < c.optim.batchSize * world)
+  if (n < c.optim.batchSize * c.optim.accumulate * world)
     throw new ConfigError(
-      `data.dataset has ${n} samples, fewer than one batch (optim.batchSize ${c.optim.batchSize} × ${world} processes)`,
+      `data.dataset has ${n} samples, fewer than one step (optim.batchSize ${c.optim.batchSize} × optim.accumulate ${c.optim.accumulate} × ${world} processes)`,
     );
 }
 
