@@ -6,6 +6,7 @@ import type { MethodDef } from './method.js';
 import { dinoMimDef, mimDef } from './mim.js';
 import { scrlDef } from './scrl.js';
 import { selfPatchDef } from './selfpatch.js';
+import { supervisedDef } from './supervised.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: each entry has its own option type, validated by its schema.
 export const METHODS: Record<string, MethodDef<any>> = {
@@ -16,6 +17,7 @@ export const METHODS: Record<string, MethodDef<any>> = {
   loca: locaDef,
   scrl: scrlDef,
   gtsa: gtsaDef,
+  supervised: supervisedDef,
 };
 
 /** Registered method names, in registration order. */
