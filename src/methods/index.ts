@@ -1,4 +1,5 @@
 // The method registry: `--method NAME` and the config's `method` field resolve here. Add one line per method.
+import { byolDef } from './byol.js';
 import { dinoDef } from './dino.js';
 import { gtsaDef } from './gtsa.js';
 import { locaDef } from './loca.js';
@@ -17,6 +18,7 @@ export const METHODS: Record<string, MethodDef<any>> = {
   loca: locaDef,
   scrl: scrlDef,
   gtsa: gtsaDef,
+  byol: byolDef,
   supervised: supervisedDef,
 };
 

@@ -138,7 +138,10 @@ export class Supervised implements Method {
           `supervised: mask value ${v} ≥ supervised.classes ${o.classes} (set supervised.classes to the dataset's class count)`,
         );
     const flip = this.flips(B, info.step);
-    const flipT = tensor(Uint8Array.from(flip, (f) => (f ? 1 : 0)), [B]).to('bool');
+    const flipT = tensor(
+      Uint8Array.from(flip, (f) => (f ? 1 : 0)),
+      [B],
+    ).to('bool');
     let x = batch.views[0] as Tensor;
     x = where(flipT.reshape(B, 1, 1, 1), x.flip(3), x);
     const maskT = where(flipT.reshape(B, 1, 1), m.flip(2), m);
