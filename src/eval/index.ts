@@ -390,3 +390,19 @@ export function runDirFor(path: string): string | null {
     return null;
   }
 }
+
+/** The networks of a run checkpoint: the one its method's reference evaluates, and all it has. */
+export function runNetworks(path: string): { reference: Network; networks: Network[] } {
+  const ck = loadCheckpoint(path);
+  try {
+    const method = buildMethod(resolveConfig(ck.config));
+    try {
+      return { reference: defaultNetwork(method), networks: method.teacher ? ['teacher', 'student'] : ['student'] };
+    } finally {
+      method.student.dispose();
+      method.teacher?.dispose();
+    }
+  } finally {
+    disposeCheckpoint(ck);
+  }
+}
