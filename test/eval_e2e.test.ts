@@ -128,7 +128,7 @@ describe('eval end to end (tiny random ViT)', () => {
   });
 
   test('every kind is dispatched; unknown kinds and options are errors', async () => {
-    assert.deepEqual([...EVAL_KINDS], ['knn', 'linear', 'seg', 'parts', 'location']);
+    assert.deepEqual([...EVAL_KINDS], ['knn', 'linear', 'seg', 'nnseg', 'parts', 'location']);
     await assert.rejects(runEval('nope', { checkpoint: 'random' }), /unknown eval kind 'nope' \(allowed: knn, linear/);
     await assert.rejects(
       runEval('knn', { checkpoint: 'random', randomConfig: tiny, options: { tempreature: 0.1 } }),

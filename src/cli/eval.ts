@@ -16,6 +16,7 @@ interface EvalFlags {
   randomInit?: boolean;
   config?: string;
   seed?: string;
+  backbone?: string;
   set: string[];
   json?: boolean;
   save: boolean;
@@ -25,6 +26,7 @@ const SUMMARY: Record<string, string> = {
   knn: 'weighted k-NN (DINO: k=20, T=0.07) on L2-normalised CLS features of Fashion-MNIST items',
   linear: 'linear classifier on frozen CLS features (lr/wd sweep on a validation split), Fashion-MNIST items',
   seg: 'linear segmentation probe on frozen patch tokens (mIoU, pixel accuracy, per-class IoU), scenes',
+  nnseg: 'training-free patch nearest-neighbour label retrieval (Hummingbird-style), mIoU and per-class IoU, scenes',
   parts: 'part-aware protocol: part vs object retrieval, classification and segmentation on part-structured objects',
   location: "linear probe predicting each patch's grid position from its token",
 };
@@ -50,6 +52,10 @@ export function registerEval(program: Command): void {
     .option('--heads <n>', 'attention heads of --weights (default: its metadata, else dim/64)', parseIntOption(1))
     .option('--random-init', 'evaluate a randomly initialised backbone of the same architecture instead')
     .option('--config <file>', 'run config giving the architecture for --random-init without --checkpoint')
+    .option(
+      '--backbone <net>',
+      "which network of a run: 'teacher' (EMA) or 'student' (default: the method's reference)",
+    )
     .option('--seed <n>', 'probe seed (and the random init seed)', '0')
     .option('--set <key=value>', 'a probe option, e.g. train.length=500 or steps=200 (repeatable)', collect, [])
     .option('--no-save', "don't write <run>/evals/<kind>@<dataset>.json")
@@ -112,9 +118,9 @@ Examples:
           });
           if (f.save && ck && holdsRun(runDirOf(ck))) saved = writeEval(runDirOf(ck), `${kind}_random_init`, result);
         } else {
-          result = await runEval(kind, { checkpoint: f.checkpoint as string, options });
+          result = await runEval(kind, { checkpoint: f.checkpoint as string, options, backbone: f.backbone });
           const run = f.save ? runDirFor(f.checkpoint as string) : null;
-          if (run) saved = `${run}/evals/${evalFileName(kind, result)}`;
+          if (run) saved = `${run}/evals/${evalFileName(f.backbone ? `${kind}_${f.backbone}` : kind, result)}`;
         }
         process.stdout.write(`${kind}: ${describeResult(kind, result)}\n`);
         if (saved) process.stdout.write(`saved ${saved}\n`);

@@ -24,6 +24,10 @@ export interface EvalBackbone {
   dispose?: () => void;
   /** The method's projector on the CLS token (part-aware retrieval "projector" features), where it has one. */
   projector?: (cls: Tensor) => Tensor;
+  /** The method's own image token from the patch tokens (SelfPatch: class-attention output), where it has one. */
+  imageToken?: (patches: Tensor) => Tensor;
+  /** Which network the backbone is: 'teacher' (EMA) or 'student' (trained by gradient). */
+  network?: 'teacher' | 'student';
 }
 
 /** How images become model inputs. Stated in every result JSON. */
@@ -55,7 +59,7 @@ export function imagesToTensor(images: Image[], input: InputSettings): Tensor {
   return tensor(buf, [images.length, 3, S, S]);
 }
 
-export type FeatureKind = 'cls' | 'mean' | 'patches' | 'proj';
+export type FeatureKind = 'cls' | 'mean' | 'patches' | 'proj' | 'attn';
 
 /** Features of n images, row i = image i. Tensors are kept (outside tidy scopes): dispose with disposeFeatures. */
 export interface FeatureSet {
@@ -65,10 +69,11 @@ export interface FeatureSet {
   mean?: Tensor; // [n, D] mean of the patch tokens
   patches?: Tensor; // [n, h·w, D]
   proj?: Tensor; // [n, P] projector output
+  attn?: Tensor; // [n, D] the method's own image token
 }
 
 export function disposeFeatures(f: FeatureSet): void {
-  for (const k of ['cls', 'mean', 'patches', 'proj'] as const) f[k]?.dispose();
+  for (const k of ['cls', 'mean', 'patches', 'proj', 'attn'] as const) f[k]?.dispose();
 }
 
 export interface EmbedOptions {
@@ -128,6 +133,8 @@ export async function embedImages(
   const kinds = [...new Set(o.kinds)].sort() as FeatureKind[];
   if (kinds.includes('proj') && !bb.projector)
     throw new Error('eval: projector features asked for, but this backbone has no projector');
+  if (kinds.includes('attn') && !bb.imageToken)
+    throw new Error("eval: 'attn' features asked for, but this backbone has no class-attention token");
   const p = bb.vit.cfg.patchSize;
   const grid: [number, number] = [o.input.size / p, o.input.size / p];
   let cachePath: string | null = null;
@@ -159,7 +166,7 @@ export async function embedImages(
     }
   }
   const bs = o.batchSize ?? 64;
-  const parts: Record<FeatureKind, Tensor[]> = { cls: [], mean: [], patches: [], proj: [] };
+  const parts: Record<FeatureKind, Tensor[]> = { cls: [], mean: [], patches: [], proj: [], attn: [] };
   const vit = bb.vit;
   const wasTraining = vit.training;
   vit.eval();
@@ -176,6 +183,7 @@ export async function embedImages(
           if (kinds.includes('cls')) r.cls = y.cls.contiguous();
           if (kinds.includes('mean')) r.mean = y.patches.mean(1);
           if (kinds.includes('patches')) r.patches = y.patches.contiguous();
+          if (kinds.includes('attn')) r.attn = (bb.imageToken as (p: Tensor) => Tensor)(y.patches).contiguous();
           if (kinds.includes('proj')) r.proj = (bb.projector as (c: Tensor) => Tensor)(y.cls).contiguous();
           return r;
         }),

@@ -2,26 +2,39 @@
 // similarity to every training feature, the top-k neighbours vote for their class with weight
 // exp(sim / T); T = 0.07, k ∈ {10, 20, 100, 200}, k = 20 reported; top-1 and top-5.
 import { noGrad, normalize, type Tensor, tensor, tidy } from '../engine/index.js';
+import { type Interval, meanInterval, roundCi, topkHits } from './bootstrap.js';
 import {
   type EvalContext,
   embedSet,
   LABELLED_DEFAULTS,
   type LabelledData,
-  labelledSplits,
   type ProbeHeader,
   probeHeader,
   timer,
 } from './common.js';
 import { disposeFeatures } from './features.js';
+import { type ImageFeature, imageFeatureKinds, pickFeature } from './imagefeat.js';
 import { topkAccuracy } from './metrics.js';
+import { classificationSets, OBJECT_CROP_DEFAULTS, type ObjectCropRule } from './objects.js';
+
+export interface KnnScore {
+  top1: number;
+  top1_ci: Interval; // 95% bootstrap over test images
+  top5: number;
+  top5_ci: Interval;
+  k_used: number;
+}
 
 export interface KnnOptions extends LabelledData {
   ks: number[];
   kReport: number;
   temperature: number;
-  feature: 'cls' | 'mean';
+  feature: ImageFeature; // the headline (top1/top5)
+  features: ImageFeature[]; // every readout scored (by_feature)
   chunk: number; // test rows per similarity block
   seed: number;
+  data: string | null; // a named preset (objects.ts LABELLED_PRESETS) replacing train/test; null = as given
+  objectCrop: ObjectCropRule; // for scenes/parts data: item crops with context
 }
 
 export const KNN_DEFAULTS: KnnOptions = {
@@ -30,8 +43,11 @@ export const KNN_DEFAULTS: KnnOptions = {
   kReport: 20,
   temperature: 0.07,
   feature: 'cls',
+  features: ['cls', 'mean'],
   chunk: 256,
   seed: 0,
+  data: null,
+  objectCrop: OBJECT_CROP_DEFAULTS,
 };
 
 /** top-1/top-5 per k. A k larger than the training set is clamped to its size (recorded as k_used). */
@@ -41,8 +57,8 @@ export function knnClassify(
   testX: Tensor,
   testY: ArrayLike<number>,
   classes: number,
-  o: { ks: number[]; temperature: number; chunk?: number },
-): Record<string, { top1: number; top5: number; k_used: number }> {
+  o: { ks: number[]; temperature: number; chunk?: number; seed?: number },
+): Record<string, KnnScore> {
   const nTrain = trainX.shape[0] as number;
   const nTest = testX.shape[0] as number;
   const kmax = Math.min(nTrain, Math.max(...o.ks));
@@ -77,12 +93,14 @@ export function knnClassify(
       ytr?.dispose();
     }
   });
-  const out: Record<string, { top1: number; top5: number; k_used: number }> = {};
+  const out: Record<string, KnnScore> = {};
   for (const k of o.ks) {
     const r = ranked.get(k) as number[];
     out[String(k)] = {
       top1: topkAccuracy(r, K5, testY, 1),
+      top1_ci: roundCi(meanInterval(topkHits(r, K5, testY, 1), o.seed ?? 0)),
       top5: topkAccuracy(r, K5, testY, 5),
+      top5_ci: roundCi(meanInterval(topkHits(r, K5, testY, 5), o.seed ?? 0)),
       k_used: Math.min(k, kmax),
     };
   }
@@ -91,10 +109,15 @@ export function knnClassify(
 
 export interface KnnResult extends ProbeHeader {
   kind: 'knn';
-  top1: number; // at k = kReport
+  top1: number; // at k = kReport, feature `feature`
+  top1_ci: Interval;
   top5: number;
+  top5_ci: Interval;
+  feature: ImageFeature;
   k: number;
-  per_k: Record<string, { top1: number; top5: number; k_used: number }>;
+  per_k: Record<string, KnnScore>;
+  /** Every readout at k = kReport (CLS, mean patch token, a method's own image token). */
+  by_feature: Partial<Record<ImageFeature, KnnScore>>;
   chance: number;
   classes: number;
   hyper: Omit<KnnOptions, 'train' | 'test'>;
@@ -104,15 +127,22 @@ export async function knnEval(ctx: EvalContext, opts: Partial<KnnOptions> = {}):
   const o: KnnOptions = { ...KNN_DEFAULTS, ...opts, seed: opts.seed ?? ctx.seed };
   if (!o.ks.includes(o.kReport)) o.ks = [...o.ks, o.kReport].sort((a, b) => a - b);
   const t = timer();
-  const [train, test] = await labelledSplits(o, o.seed);
-  const ftr = await embedSet(ctx, train, [o.feature], 'knn: train');
-  const fte = await embedSet(ctx, test, [o.feature], 'knn: test');
+  const feats = [...new Set([o.feature, ...o.features])];
+  const [train, test] = await classificationSets(o, o.seed);
+  const ftr = await embedSet(ctx, train, imageFeatureKinds(ctx, feats), 'knn: train');
+  const fte = await embedSet(ctx, test, imageFeatureKinds(ctx, feats), 'knn: test');
   const extractS = t.lap();
   const classes = Math.max(train.classes, test.classes);
-  const perK = knnClassify(ftr[o.feature] as Tensor, train.labels, fte[o.feature] as Tensor, test.labels, classes, o);
+  const byFeature: Partial<Record<ImageFeature, KnnScore>> = {};
+  let perK: Record<string, KnnScore> = {};
+  for (const f of feats) {
+    const r = knnClassify(pickFeature(ftr, f), train.labels, pickFeature(fte, f), test.labels, classes, o);
+    byFeature[f] = r[String(o.kReport)] as KnnScore;
+    if (f === o.feature) perK = r;
+  }
   disposeFeatures(ftr);
   disposeFeatures(fte);
-  const rep = perK[String(o.kReport)] as { top1: number; top5: number };
+  const rep = perK[String(o.kReport)] as KnnScore;
   const { train: _tr, test: _te, ...hyper } = o;
   return {
     ...probeHeader(
@@ -123,9 +153,13 @@ export async function knnEval(ctx: EvalContext, opts: Partial<KnnOptions> = {}):
     ),
     kind: 'knn',
     top1: rep.top1,
+    top1_ci: rep.top1_ci,
     top5: rep.top5,
+    top5_ci: rep.top5_ci,
+    feature: o.feature,
     k: o.kReport,
     per_k: perK,
+    by_feature: byFeature,
     chance: 1 / classes,
     classes,
     hyper,

@@ -11,19 +11,21 @@ import { deriveSeed, Rng } from '../data/rng.js';
 import { cat, crossEntropy, keep, linear, noGrad, type Tensor, tensor, tidy, zeros } from '../engine/index.js';
 import { SGD } from '../nn/index.js';
 import { cosineSchedule } from '../nn/schedules.js';
+import { type Interval, meanInterval, roundCi, topkHits } from './bootstrap.js';
 import {
   disposeAll,
   type EvalContext,
   embedSet,
   LABELLED_DEFAULTS,
   type LabelledData,
-  labelledSplits,
   type ProbeHeader,
   probeHeader,
   timer,
 } from './common.js';
 import { disposeFeatures, type FeatureKind, type FeatureSet } from './features.js';
+import { type ImageFeature, imageFeatureKinds } from './imagefeat.js';
 import { topkAccuracy } from './metrics.js';
+import { classificationSets, OBJECT_CROP_DEFAULTS, type ObjectCropRule } from './objects.js';
 
 export interface LinearTrainOptions {
   epochs: number;
@@ -144,11 +146,21 @@ export interface SweepResult {
   best: { lr: number; wd: number; val_top1: number };
   grid: { lr: number; wd: number; val_top1: number }[];
   top1: number;
+  top1_ci: Interval; // 95% bootstrap over test samples
   top5: number;
+  top5_ci: Interval;
   train_top1: number;
   n_train: number;
   n_val: number;
   n_test: number;
+}
+
+/** Per-sample 0/1 top-k hits of a head on (x, y). */
+export function headHits(h: LinearHead, x: Tensor, y: ArrayLike<number>, k = 1): Uint8Array {
+  const logits = noGrad(() => linearLogits(h, x));
+  const { ranked, k: kk } = rankedPredictions(logits, k);
+  logits.dispose();
+  return topkHits(ranked, kk, y, k);
 }
 
 /** Top-1 of a head on (x, y). */
@@ -197,13 +209,18 @@ export function linearSweep(
   // Ties keep the first (smallest lr, then smallest wd): the grid order is the tie-break.
   const best = grid.reduce((a, b) => (b.val_top1 > a.val_top1 ? b : a));
   const head = trainLinear(trainX, trainY, classes, best, o);
+  const h1 = headHits(head, testX, testY, 1);
+  const h5 = headHits(head, testX, testY, 5);
+  const mean = (h: Uint8Array) => h.reduce((a, b) => a + b, 0) / Math.max(1, h.length);
   return {
     head,
     result: {
       best,
       grid,
-      top1: headAccuracy(head, testX, testY, 1),
-      top5: headAccuracy(head, testX, testY, 5),
+      top1: mean(h1),
+      top1_ci: roundCi(meanInterval(h1, o.seed)),
+      top5: mean(h5),
+      top5_ci: roundCi(meanInterval(h5, o.seed)),
       train_top1: headAccuracy(head, trainX, trainY, 1),
       n_train: N,
       n_val: nVal,
@@ -214,41 +231,65 @@ export function linearSweep(
 
 // ---------------------------------------------------------------- the `linear` probe
 
+export type LinearFeature = ImageFeature | 'cls+mean';
+
 export interface LinearProbeOptions extends LinearSweepOptions, LabelledData {
-  features: 'cls' | 'cls+mean';
+  feature: LinearFeature; // the headline (top1/top5)
+  features: LinearFeature[]; // every readout scored (by_feature)
+  data: string | null; // a named preset (objects.ts LABELLED_PRESETS) replacing train/test; null = as given
+  objectCrop: ObjectCropRule; // for scenes/parts data: item crops with context
 }
 
-export const LINEAR_DEFAULTS: LinearProbeOptions = { ...LINEAR_SWEEP_DEFAULTS, ...LABELLED_DEFAULTS, features: 'cls' };
+export const LINEAR_DEFAULTS: LinearProbeOptions = {
+  ...LINEAR_SWEEP_DEFAULTS,
+  ...LABELLED_DEFAULTS,
+  feature: 'cls',
+  features: ['cls', 'mean'],
+  data: null,
+  objectCrop: OBJECT_CROP_DEFAULTS,
+};
 
 export interface LinearProbeResult extends ProbeHeader {
   kind: 'linear';
   top1: number;
+  top1_ci: Interval;
   top5: number;
+  top5_ci: Interval;
+  feature: LinearFeature;
   chance: number;
   classes: number;
   sweep: SweepResult;
+  by_feature: Partial<Record<LinearFeature, SweepResult>>;
   hyper: Omit<LinearProbeOptions, 'train' | 'test'>;
 }
 
-/** Linear classifier on frozen CLS (or CLS ⊕ mean patch) features of a labelled image set. */
+const parts = (f: LinearFeature): ImageFeature[] => (f === 'cls+mean' ? ['cls', 'mean'] : [f]);
+
+/** Linear classifier on frozen features (CLS, mean patch token, CLS ⊕ mean, a method's token) of a labelled image set. */
 export async function linearEval(ctx: EvalContext, opts: Partial<LinearProbeOptions> = {}): Promise<LinearProbeResult> {
   const o: LinearProbeOptions = { ...LINEAR_DEFAULTS, ...opts, seed: opts.seed ?? ctx.seed };
   const t = timer();
-  const [train, test] = await labelledSplits(o, o.seed);
-  const kinds: FeatureKind[] = o.features === 'cls' ? ['cls'] : ['cls', 'mean'];
+  const feats = [...new Set([o.feature, ...o.features])];
+  const kinds: FeatureKind[] = imageFeatureKinds(ctx, [...new Set(feats.flatMap(parts))]);
+  const [train, test] = await classificationSets(o, o.seed);
   const ftr = await embedSet(ctx, train, kinds, 'linear: train');
   const fte = await embedSet(ctx, test, kinds, 'linear: test');
   const extractS = t.lap();
-  const pick = (f: FeatureSet) =>
-    o.features === 'cls' ? (f.cls as Tensor).alias() : cat([f.cls as Tensor, f.mean as Tensor], 1);
-  const xtr = pick(ftr);
-  const xte = pick(fte);
+  const pick = (f: FeatureSet, which: LinearFeature) =>
+    which === 'cls+mean' ? cat([f.cls as Tensor, f.mean as Tensor], 1) : (f[which] as Tensor).alias();
   const classes = Math.max(train.classes, test.classes);
-  const { result, head } = linearSweep(xtr, train.labels, xte, test.labels, classes, o);
-  disposeHead(head);
-  disposeAll(xtr, xte);
+  const byFeature: Partial<Record<LinearFeature, SweepResult>> = {};
+  for (const f of feats) {
+    const xtr = pick(ftr, f);
+    const xte = pick(fte, f);
+    const { result, head } = linearSweep(xtr, train.labels, xte, test.labels, classes, o);
+    byFeature[f] = result;
+    disposeHead(head);
+    disposeAll(xtr, xte);
+  }
   disposeFeatures(ftr);
   disposeFeatures(fte);
+  const result = byFeature[o.feature] as SweepResult;
   const { train: _tr, test: _te, ...hyper } = o;
   return {
     ...probeHeader(
@@ -259,10 +300,14 @@ export async function linearEval(ctx: EvalContext, opts: Partial<LinearProbeOpti
     ),
     kind: 'linear',
     top1: result.top1,
+    top1_ci: result.top1_ci,
     top5: result.top5,
+    top5_ci: result.top5_ci,
+    feature: o.feature,
     chance: 1 / classes,
     classes,
     sweep: result,
+    by_feature: byFeature,
     hyper,
   };
 }

@@ -34,7 +34,9 @@ export const LOCATION_DEFAULTS: LocationOptions = {
 export interface LocationResult extends ProbeHeader {
   kind: 'location';
   acc: number; // exact cell, top-1
+  acc_ci: [number, number]; // 95% bootstrap over test tokens
   top5: number;
+  top5_ci: [number, number];
   acc_within1: number; // predicted cell within one cell (Chebyshev) of the true one
   dist_err: number; // mean Euclidean distance in cells
   chance: number;
@@ -108,7 +110,9 @@ export async function locationEval(ctx: EvalContext, opts: Partial<LocationOptio
     ),
     kind: 'location',
     acc: result.top1,
+    acc_ci: result.top1_ci, // bootstrap over test tokens
     top5: result.top5,
+    top5_ci: result.top5_ci,
     acc_within1: near / ranked.length,
     dist_err: dist / ranked.length,
     chance: 1 / classes,

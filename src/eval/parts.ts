@@ -12,6 +12,11 @@
 import type { DatasetSpec, SampleObject } from '../data/datasets.js';
 import type { Box, Image } from '../data/types.js';
 import { noGrad, normalize, type Tensor, tidy } from '../engine/index.js';
+import type { Interval } from './bootstrap.js';
+import { cropPad, pyRound } from './crops.js';
+
+export { cropPad, pyRound } from './crops.js';
+
 import {
   type EvalContext,
   embedSet,
@@ -22,7 +27,14 @@ import {
   timer,
 } from './common.js';
 import { disposeFeatures, type FeatureKind, type FeatureSet } from './features.js';
-import { disposeHead, LINEAR_SWEEP_DEFAULTS, type LinearSweepOptions, linearSweep } from './linear.js';
+import type { ImageFeature } from './imagefeat.js';
+import {
+  disposeHead,
+  LINEAR_SWEEP_DEFAULTS,
+  type LinearSweepOptions,
+  linearSweep,
+  type SweepResult,
+} from './linear.js';
 import { retrievalAp } from './metrics.js';
 import {
   disposeSegHead,
@@ -32,15 +44,6 @@ import {
   type SegTrainOptions,
   segProbe,
 } from './seg.js';
-
-/** Python's round(): halves go to the even neighbour (the reference computes crop sizes with it). */
-export function pyRound(x: number): number {
-  const f = Math.floor(x);
-  const d = x - f;
-  if (d > 0.5) return f + 1;
-  if (d < 0.5) return f;
-  return f % 2 === 0 ? f : f + 1;
-}
 
 export interface CropRule {
   minSide: number; // px on a 64-px canvas (scaled by canvas/64)
@@ -96,24 +99,6 @@ export function objectCropBox(ob: SampleObject): Box {
   return [pyRound(cx - s / 2), pyRound(cy - s / 2), pyRound(cx + s / 2), pyRound(cy + s / 2)];
 }
 
-/** Integer crop with zero padding outside the image (PIL's Image.crop). */
-export function cropPad(img: Image, box: Box): Image {
-  const [x0, y0, x1, y1] = box;
-  const w = x1 - x0;
-  const h = y1 - y0;
-  if (!(w > 0 && h > 0)) throw new Error(`crop: empty box [${box}]`);
-  const C = img.channels;
-  const data = new Float32Array(w * h * C);
-  for (let y = Math.max(0, y0); y < Math.min(img.height, y1); y++) {
-    for (let x = Math.max(0, x0); x < Math.min(img.width, x1); x++) {
-      const s = (y * img.width + x) * C;
-      const d = ((y - y0) * w + (x - x0)) * C;
-      for (let c = 0; c < C; c++) data[d + c] = img.data[s + c] as number;
-    }
-  }
-  return { data, width: w, height: h, channels: C };
-}
-
 function cropSet(src: MaskSet, crops: Crop[]): ImageSet {
   const imgs = src.sourceImages as Image[];
   return {
@@ -162,7 +147,15 @@ export interface LevelResult {
   n_train_crops: number;
   n_test_crops: number;
   retrieval: Record<string, { ap: number; map: number; per_class_ap: Record<string, number> }>; // by feature: mean_patch, cls, projector
-  linear: { top1: number; top5: number; best: { lr: number; wd: number; val_top1: number }; train_top1: number };
+  linear: {
+    top1: number; // CLS
+    top1_ci: Interval;
+    top5: number;
+    best: { lr: number; wd: number; val_top1: number };
+    train_top1: number;
+    /** Every readout: CLS, mean patch token, and the method's own token where it has one. */
+    by_feature: Partial<Record<ImageFeature, { top1: number; top1_ci: Interval; top5: number }>>;
+  };
   seg: SegProbeScores;
 }
 
@@ -198,11 +191,15 @@ export interface PartsResult extends ProbeHeader {
     retrieval_map_projector?: number;
   };
   part_acc: number;
+  part_acc_ci: Interval;
   object_acc: number;
+  object_acc_ci: Interval;
   part_map: number; // retrieval mAP with mean-patch features (the study's "embedding")
   object_map: number;
   part_miou: number;
+  part_miou_ci: Interval;
   object_miou: number;
+  object_miou_ci: Interval;
   hyper: Omit<PartsOptions, 'train' | 'test'>;
   crop_note: string;
 }
@@ -223,10 +220,11 @@ async function level(
   },
   o: PartsOptions,
 ): Promise<LevelResult> {
-  const kinds: FeatureKind[] = ['cls', 'mean'];
+  const feats: ImageFeature[] = ctx.bb.imageToken ? ['cls', 'mean', 'attn'] : ['cls', 'mean'];
+  const kinds: FeatureKind[] = [...feats];
   if (ctx.bb.projector) kinds.push('proj');
   const extra = { crops: name, rule: name === 'part' ? o.crop : 'object-box-square' };
-  const ftr: FeatureSet = await embedSet(ctx, cropSet(train, crops[0]), ['cls'], `parts: ${name} train`, extra);
+  const ftr: FeatureSet = await embedSet(ctx, cropSet(train, crops[0]), feats, `parts: ${name} train`, extra);
   const fte: FeatureSet = await embedSet(ctx, cropSet(test, crops[1]), kinds, `parts: ${name} test`, extra);
   const ytr = crops[0].map((c) => c.label);
   const yte = crops[1].map((c) => c.label);
@@ -239,11 +237,18 @@ async function level(
     cls: named(retrievalScores(fte.cls as Tensor, yte)),
   };
   if (fte.proj) retrieval.projector = named(retrievalScores(fte.proj, yte));
-  const { result, head } = linearSweep(ftr.cls as Tensor, ytr, fte.cls as Tensor, yte, classNames.length, {
-    ...o.linear,
-    seed: o.seed,
-  });
-  disposeHead(head);
+  const byFeature: LevelResult['linear']['by_feature'] = {};
+  let result: SweepResult | null = null;
+  for (const f of feats) {
+    const r = linearSweep(ftr[f] as Tensor, ytr, fte[f] as Tensor, yte, classNames.length, {
+      ...o.linear,
+      seed: o.seed,
+    });
+    disposeHead(r.head);
+    byFeature[f] = { top1: r.result.top1, top1_ci: r.result.top1_ci, top5: r.result.top5 };
+    if (f === 'cls') result = r.result;
+  }
+  if (!result) throw new Error('parts: no CLS result');
   disposeFeatures(ftr);
   disposeFeatures(fte);
   const sp = segProbe(
@@ -263,7 +268,14 @@ async function level(
     n_train_crops: crops[0].length,
     n_test_crops: crops[1].length,
     retrieval,
-    linear: { top1: result.top1, top5: result.top5, best: result.best, train_top1: result.train_top1 },
+    linear: {
+      top1: result.top1,
+      top1_ci: result.top1_ci,
+      top5: result.top5,
+      best: result.best,
+      train_top1: result.train_top1,
+      by_feature: byFeature,
+    },
     seg: sp.scores,
   };
 }
@@ -338,11 +350,15 @@ export async function partsEval(ctx: EvalContext, opts: Partial<PartsOptions> = 
     object,
     gap,
     part_acc: part.linear.top1,
+    part_acc_ci: part.linear.top1_ci,
     object_acc: object.linear.top1,
+    object_acc_ci: object.linear.top1_ci,
     part_map: part.retrieval.mean_patch?.map ?? Number.NaN,
     object_map: object.retrieval.mean_patch?.map ?? Number.NaN,
     part_miou: part.seg.miou,
+    part_miou_ci: part.seg.miou_ci,
     object_miou: object.seg.miou,
+    object_miou_ci: object.seg.miou_ci,
     hyper,
     crop_note:
       'part crop side = 2·round(d/2) with d = half the distance to the nearest other keypoint in the image (reference), clamped to [minSide, maxSide]·canvas/64; object crop = square of side max(w, h) around the object box; crops zero-padded past the canvas and resized to the eval input',

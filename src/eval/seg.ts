@@ -21,6 +21,7 @@ import {
 } from '../engine/index.js';
 import { saveTensors } from '../engine/io.js';
 import { AdamW } from '../nn/index.js';
+import { type Interval, roundCi, segIntervals } from './bootstrap.js';
 import {
   type EvalContext,
   embedSet,
@@ -164,7 +165,31 @@ export function scorePredictions(
   return segScores(m);
 }
 
+/** Scores with 95% bootstrap intervals over test images (mIoU, pixel accuracy, per-class IoU). */
+export function scoreWithIntervals(
+  pred: Uint8Array[],
+  gt: Uint8Array[],
+  classes: number,
+  ignoreIndex: number,
+  seed = 0,
+): SegScores & ReturnType<typeof segIntervals> {
+  const per = pred.map((p, i) => accumulateConfusion(emptyConfusion(classes), gt[i] as Uint8Array, p, ignoreIndex));
+  const m: Confusion = emptyConfusion(classes);
+  for (const c of per)
+    for (let k = 0; k < c.counts.length; k++) m.counts[k] = (m.counts[k] as number) + (c.counts[k] as number);
+  const ci = segIntervals(per, seed);
+  return {
+    ...segScores(m),
+    miou_ci: roundCi(ci.miou_ci),
+    pixel_acc_ci: roundCi(ci.pixel_acc_ci),
+    per_class_iou_ci: ci.per_class_iou_ci.map((c) => (c ? roundCi(c) : null)),
+  };
+}
+
 export interface SegProbeScores extends SegScores {
+  miou_ci: Interval;
+  pixel_acc_ci: Interval;
+  per_class_iou_ci: (Interval | null)[];
   class_names: string[];
   train_miou: number;
 }
@@ -181,7 +206,7 @@ export function segProbe(
   o: SegTrainOptions,
 ): { scores: SegProbeScores; head: SegHead } {
   const head = trainSegHead(train.patches, grid, train.masks, size, classes, ignoreIndex, o);
-  const scores = scorePredictions(predictSeg(head, test.patches, size), test.masks, classes, ignoreIndex);
+  const scores = scoreWithIntervals(predictSeg(head, test.patches, size), test.masks, classes, ignoreIndex, o.seed);
   // Training-set mIoU on up to 64 images: a gap to the test number flags over-fitting of the head.
   const nt = Math.min(64, train.masks.length);
   const sub = train.patches.narrow(0, 0, nt);

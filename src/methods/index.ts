@@ -1,4 +1,5 @@
 // The method registry: `--method NAME` and the config's `method` field resolve here. Add one line per method.
+import { byolDef } from './byol.js';
 import { dinoDef } from './dino.js';
 import { gtsaDef } from './gtsa.js';
 import { locaDef } from './loca.js';
@@ -6,6 +7,7 @@ import type { MethodDef } from './method.js';
 import { dinoMimDef, mimDef } from './mim.js';
 import { scrlDef } from './scrl.js';
 import { selfPatchDef } from './selfpatch.js';
+import { supervisedDef } from './supervised.js';
 
 // biome-ignore lint/suspicious/noExplicitAny: each entry has its own option type, validated by its schema.
 export const METHODS: Record<string, MethodDef<any>> = {
@@ -16,6 +18,8 @@ export const METHODS: Record<string, MethodDef<any>> = {
   loca: locaDef,
   scrl: scrlDef,
   gtsa: gtsaDef,
+  byol: byolDef,
+  supervised: supervisedDef,
 };
 
 /** Registered method names, in registration order. */

@@ -35,9 +35,9 @@
 import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type ScrlRecipe, scrlViews } from '../data/views.js';
-import { batchNorm, cat, noGrad, normalize, ones, type Tensor, zeros } from '../engine/index.js';
-import { Linear, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
-import { updateTeacher } from './common.js';
+import { cat, noGrad, normalize, type Tensor } from '../engine/index.js';
+import { Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import { symmetricRegression, TwoLayerHead, updateTarget } from './bootstrap.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
 import { boxRows, roiAlign } from './roi.js';
 
@@ -72,71 +72,6 @@ export const scrlSchema = z
   .strict();
 
 export type ScrlOptions = z.infer<typeof scrlSchema>;
-
-/** nn.Linear's default init (kaiming-uniform a=√5 ⇒ U(±1/√in) for weight and bias), as the reference heads use. */
-function torchLinear(inF: number, outF: number, bias = true): Linear {
-  const l = new Linear(inF, outF, { bias });
-  const b = 1 / Math.sqrt(inF);
-  noGrad(() => {
-    l.weight.uniform_(-b, b);
-    l.bias?.uniform_(-b, b);
-  });
-  return l;
-}
-
-/** BatchNorm1d with running statistics as buffers (momentum 0.1, eps 1e-5, torch's defaults). */
-export class BatchNorm1d extends Module {
-  readonly weight: Tensor;
-  readonly bias: Tensor;
-  readonly runningMean: Tensor;
-  readonly runningVar: Tensor;
-  constructor(
-    readonly dim: number,
-    readonly momentum = 0.1,
-    readonly eps = 1e-5,
-  ) {
-    super();
-    this.weight = this.param('weight', ones([dim]));
-    this.bias = this.param('bias', zeros([dim]));
-    this.runningMean = this.buffer('running_mean', zeros([dim]));
-    this.runningVar = this.buffer('running_var', ones([dim]));
-  }
-  forward(x: Tensor): Tensor {
-    return batchNorm(x, {
-      weight: this.weight,
-      bias: this.bias,
-      runningMean: this.runningMean,
-      runningVar: this.runningVar,
-      training: this.training,
-      momentum: this.momentum,
-      eps: this.eps,
-    });
-  }
-}
-
-/** Children named like nn.Sequential entries (net.0, net.1, net.3). */
-class Seq extends Module {
-  add<M extends Module>(name: string, m: M): M {
-    return this.child(name, m);
-  }
-}
-
-/** SCRL's TwoLayerLinearHead: Linear → BatchNorm1d → ReLU → Linear (no bias). State names net.0/net.1/net.3. */
-export class TwoLayerHead extends Module {
-  readonly fc1: Linear;
-  readonly bn: BatchNorm1d;
-  readonly fc2: Linear;
-  constructor(inDim: number, hiddenDim: number, outDim: number) {
-    super();
-    const net = this.child('net', new Seq());
-    this.fc1 = net.add('0', torchLinear(inDim, hiddenDim));
-    this.bn = net.add('1', new BatchNorm1d(hiddenDim));
-    this.fc2 = net.add('3', torchLinear(hiddenDim, outDim, false));
-  }
-  forward(x: Tensor): Tensor {
-    return this.fc2.forward(this.bn.forward(this.fc1.forward(x)).relu());
-  }
-}
 
 /** Patch tokens [B, N, D] of an h×w grid → a feature map [B, D, h, w]. */
 export function tokensToMap(patches: Tensor, grid: [number, number]): Tensor {
@@ -185,20 +120,11 @@ export class ScrlOnline extends ScrlNet {
   }
 }
 
-/** ℓ(x, y) = 2 − 2·cos(x, y) per row (F.normalize along dim 1, as _regression_loss). */
-export function regressionLoss(x: Tensor, y: Tensor): Tensor {
-  return normalize(x, 1).mul(normalize(y, 1)).sum(1).mul(-2).add(2);
-}
-
 /**
  * SCRL's _criterion: rows are [view-1 boxes; view-2 boxes] (matched one to one);
- * mean over boxes of ℓ(p1, t2) + ℓ(p2, t1).
+ * mean over boxes of ℓ(p1, t2) + ℓ(p2, t1) (the same symmetric regression as BYOL's, over boxes).
  */
-export function scrlLoss(pOnline: Tensor, pTarget: Tensor): Tensor {
-  const [p1, p2] = pOnline.chunk(2, 0) as [Tensor, Tensor];
-  const [t1, t2] = pTarget.chunk(2, 0) as [Tensor, Tensor];
-  return regressionLoss(p1, t2).add(regressionLoss(p2, t1)).mean();
-}
+export const scrlLoss = symmetricRegression;
 
 /** Box rows of both views for the concatenated batch [view 1; view 2]: view-2 batch indices shifted by B. */
 export function pairBoxes(boxes1: Tensor | Float64Array, boxes2: Tensor | Float64Array, B: number): Float64Array {
@@ -275,7 +201,7 @@ export class Scrl implements Method {
   }
 
   afterStep(info: StepInfo, _comm: Collectives): void {
-    updateTeacher(this.teacher, this.student, info.momentum);
+    updateTarget(this.teacher, this.student, info.momentum);
   }
 }
 
