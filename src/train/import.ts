@@ -14,17 +14,8 @@ import { readSafetensorsFileSync, type StEntry } from '../engine/safetensors.js'
 import { isZipFile, TorchArchive } from '../engine/torch_archive.js';
 import { type Module, VisionTransformer, type VitConfig } from '../nn/index.js';
 
-/** The architecture read from a file's tensor shapes. */
-export interface ImportedArch {
-  imgSize: number; // native grid × patch (pos_embed's grid)
-  patchSize: number;
-  inChans: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  mlpRatio: number;
-  qkvBias: boolean;
-}
+/** The architecture read from a file's tensor shapes: a ViT config less its training-only fields. */
+export type ImportedArch = Omit<VitConfig, 'dropPathRate' | 'maskToken'>;
 
 export interface ImportedWeights {
   path: string;
@@ -287,18 +278,7 @@ export function disposeWeights(w: ImportedWeights): void {
 
 /** The ViT config of imported weights (imgSize: the file's native grid unless given). */
 export function vitConfigOfImport(a: ImportedArch, imgSize = a.imgSize): VitConfig {
-  return {
-    imgSize,
-    patchSize: a.patchSize,
-    inChans: a.inChans,
-    dim: a.dim,
-    depth: a.depth,
-    heads: a.heads,
-    mlpRatio: a.mlpRatio,
-    qkvBias: a.qkvBias,
-    dropPathRate: 0,
-    maskToken: false,
-  };
+  return { ...a, imgSize, dropPathRate: 0, maskToken: false };
 }
 
 /** The state resized for a ViT of another input size: pos_embed resampled bicubically (timm's resample_abs_pos_embed). */
