@@ -10,7 +10,7 @@ import { basename, resolve } from 'node:path';
 import { cat, interpolate, type Tensor, tidy } from '../engine/index.js';
 import { fromEntry } from '../engine/io.js';
 import { Opaque, TensorRef } from '../engine/pickle.js';
-import { readSafetensorsFileSync, type StEntry } from '../engine/safetensors.js';
+import { readSafetensorsFileSync, readSafetensorsMetadataSync, type StEntry } from '../engine/safetensors.js';
 import { isZipFile, TorchArchive } from '../engine/torch_archive.js';
 import { type Module, VisionTransformer, type VitConfig } from '../nn/index.js';
 
@@ -383,26 +383,10 @@ export function isForeignWeights(path: string): boolean {
   if (!existsSync(path) || !statSync(path).isFile()) return false;
   if (isTorchFile(path)) return true;
   try {
-    const meta = readSafetensorsHeader(path);
+    const meta = readSafetensorsMetadataSync(path);
     return !('locus.checkpoint' in meta) && !('img_size' in meta);
   } catch {
     return false;
-  }
-}
-
-/** The __metadata__ of a safetensors file, from its header only. */
-function readSafetensorsHeader(path: string): Record<string, string> {
-  const fd = openSync(path, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    if (n <= 0 || n > 100_000_000) throw new Error('not safetensors');
-    const h = Buffer.alloc(n);
-    readSync(fd, h, 0, n, 8);
-    return (JSON.parse(h.toString('utf8')).__metadata__ ?? {}) as Record<string, string>;
-  } finally {
-    closeSync(fd);
   }
 }
 
