@@ -7,12 +7,12 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { cat, interpolate, type Tensor, tidy } from '../engine/index.js';
+import { type Tensor, tidy } from '../engine/index.js';
 import { fromEntry } from '../engine/io.js';
 import { Opaque, TensorRef } from '../engine/pickle.js';
 import { readSafetensorsFileSync, readSafetensorsMetadataSync, type StEntry } from '../engine/safetensors.js';
 import { isZipFile, TorchArchive } from '../engine/torch_archive.js';
-import { type Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import { type Module, resamplePosEmbed, VisionTransformer, type VitConfig } from '../nn/index.js';
 
 /** The architecture read from a file's tensor shapes: a ViT config less its training-only fields. */
 export type ImportedArch = Omit<VitConfig, 'dropPathRate' | 'maskToken'>;
@@ -287,23 +287,11 @@ export function fitState(w: ImportedWeights, vit: VisionTransformer): Map<string
   const pos = w.state.get('pos_embed') as Tensor;
   const g0 = Math.round(Math.sqrt((pos.shape[1] as number) - 1));
   const g = vit.gridSize;
-  if (g !== g0) {
-    const D = pos.shape[2] as number;
+  if (g !== g0)
     out.set(
       'pos_embed',
-      tidy(() => {
-        const cls = pos.narrow(1, 0, 1);
-        const grid = pos
-          .narrow(1, 1, g0 * g0)
-          .reshape(1, g0, g0, D)
-          .permute(0, 3, 1, 2);
-        const r = interpolate(grid, [g, g], 'bicubic', false)
-          .permute(0, 2, 3, 1)
-          .reshape(1, g * g, D);
-        return cat([cls, r], 1);
-      }),
+      tidy(() => resamplePosEmbed(pos, g, g)),
     );
-  }
   return out;
 }
 
