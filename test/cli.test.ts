@@ -1,28 +1,17 @@
 // The `locus` command line: info (OpenBLAS), --help everywhere, the commands not built yet, and the main
 // pipeline on a tiny model (pretrain → k-NN eval vs random init → report) with its JSON last lines.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { runLocus } from './fixtures/cli.js';
 import { TINY_DINO } from './fixtures/tiny.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin/locus.js');
 const tmp = mkdtempSync(join(tmpdir(), 'locus-cli-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
-function locus(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: tmp,
-    encoding: 'utf8',
-    env: { ...process.env, LOCUS_THREADS: '1', MALLOC_ARENA_MAX: '1' },
-    timeout: 180_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const locus = (args: string[]) => runLocus(tmp, args);
 
 const lastJson = (stdout: string) => JSON.parse(stdout.trim().split('\n').at(-1) as string) as Record<string, unknown>;
 

@@ -22,47 +22,23 @@ import fs, {
 import fsp from 'node:fs/promises';
 import { syncBuiltinESMExports } from 'node:module';
 import { hostname, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { openDataset } from '../src/data/datasets.js';
 import { loadSegSamples, SEG_SAMPLES_FILE } from '../src/eval/samples.js';
 import { collectRun } from '../src/report/collect.js';
 import { disposeCheckpoint, loadCheckpoint } from '../src/train/checkpoint.js';
-import { TINY_DINO } from './fixtures/tiny.js';
+import { BIN, CLI_ENV, ROOT, type Run, runLocus, TINY_RUN } from './fixtures/cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin/locus.js');
 const tmp = mkdtempSync(join(tmpdir(), 'locus-rundirs-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** 1-block ViT of width 32 on 32x32 scenes, batch 8, 6 steps per epoch. */
-const TINY = [
-  ...TINY_DINO,
-  'optim.batchSize=8',
-  'data.dataset.length=48',
-  'data.dataset.size=32',
-  'data.workers=1',
-  'train.progress=plain',
-].flatMap((s) => ['--set', s]);
-const ENV = { LOCUS_THREADS: '1', MALLOC_ARENA_MAX: '1' };
+const TINY = TINY_RUN.flatMap((s) => ['--set', s]);
+const ENV = CLI_ENV;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function locus(args: string[], env: Record<string, string> = {}): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: tmp,
-    encoding: 'utf8',
-    env: { ...process.env, ...ENV, ...env },
-    timeout: 180_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const locus = (args: string[], env: Record<string, string> = {}): Run => runLocus(tmp, args, { env });
 
 /** The run's one error line (fails with the whole stderr and exit status otherwise). */
 function errorLine(r: Run, what = ''): string {

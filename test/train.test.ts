@@ -2,48 +2,22 @@
 // stops, checksum verification, one-line errors for bad input, no checkpoint ever overwritten; plus the
 // config loader (files, --set, presets, messages).
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { disposeCheckpoint, loadCheckpoint } from '../src/train/checkpoint.js';
 import { configHash, loadConfig, parseSet, resolveConfig } from '../src/train/config.js';
-import { TINY_DINO } from './fixtures/tiny.js';
+import { type Run, runLocus, TINY_RUN } from './fixtures/cli.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin/locus.js');
 const tmp = mkdtempSync(join(tmpdir(), 'locus-train-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A tiny DINO: 1-block ViT of width 32 on 32x32 scenes, batch 8, 6 steps per epoch. */
-const TINY = [
-  ...TINY_DINO,
-  'dino.freezeLastLayerSteps=3',
-  'optim.batchSize=8',
-  'data.dataset.length=48',
-  'data.dataset.size=32',
-  'data.workers=1',
-  'train.progress=plain',
-].flatMap((s) => ['--set', s]);
+const TINY = [...TINY_RUN, 'dino.freezeLastLayerSteps=3'].flatMap((s) => ['--set', s]);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function locus(args: string[], env: Record<string, string> = {}): Run {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: tmp,
-    encoding: 'utf8',
-    env: { ...process.env, LOCUS_THREADS: '1', MALLOC_ARENA_MAX: '1', ...env },
-    timeout: 180_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const locus = (args: string[], env: Record<string, string> = {}): Run => runLocus(tmp, args, { env });
 
 const sha = (p: string) => createHash('sha256').update(readFileSync(p)).digest('hex');
 const metrics = (dir: string) =>

@@ -5,18 +5,15 @@
 // - train.precision = bf16 trains on cpu (finite losses that differ from fp32's); fp16 on a cpu without a
 //   float16 matmul fails with one line naming train.precision.
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { precisionUnsupported, tidy } from '../src/engine/index.js';
 import { disposeCheckpoint, loadCheckpoint } from '../src/train/checkpoint.js';
+import { runLocus } from './fixtures/cli.js';
 import { TINY_DINO } from './fixtures/tiny.js';
 
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-const BIN = join(ROOT, 'bin/locus.js');
 const tmp = mkdtempSync(join(tmpdir(), 'locus-amp-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -30,15 +27,7 @@ const BASE = [
   'train.progress=none',
 ];
 
-function locus(args: string[]) {
-  const r = spawnSync(process.execPath, [BIN, ...args], {
-    cwd: tmp,
-    encoding: 'utf8',
-    env: { ...process.env, LOCUS_THREADS: '1', MALLOC_ARENA_MAX: '1' },
-    timeout: 240_000,
-  });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
-}
+const locus = (args: string[]) => runLocus(tmp, args, { timeout: 240_000 });
 const metrics = (dir: string) =>
   readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
     .trim()

@@ -1,5 +1,4 @@
 // Shared CLI helpers: option parsers, one-line errors, JSON output.
-import { readFileSync } from 'node:fs';
 import { InvalidArgumentError } from 'commander';
 
 export function collect(value: string, previous: string[]): string[] {
@@ -41,11 +40,5 @@ export function printJson(v: unknown): void {
   process.stdout.write(`${JSON.stringify(v)}\n`);
 }
 
-export function packageVersion(): string {
-  try {
-    const p = new URL('../../../package.json', import.meta.url);
-    return (JSON.parse(readFileSync(p, 'utf8')) as { version: string }).version;
-  } catch {
-    return '0.0.0';
-  }
-}
+/** Locus's version (package.json), as provenance records it. */
+export { locusVersion as packageVersion } from '../train/provenance.js';

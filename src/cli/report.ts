@@ -1,11 +1,10 @@
 // `locus report RUN_DIR... --out FILE.html`: one self-contained HTML page from run directories
 // (config, metrics, evals, and pictures from each run's latest checkpoint).
-import { renameSync, rmSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { collectRun } from '../report/collect.js';
 import { type ReportRun, renderReport } from '../report/html.js';
-import { ioError, refuseRunOwned } from '../train/run.js';
+import { refuseRunOwned, writeTextAtomic } from '../train/run.js';
 import { action, printJson } from './common.js';
 
 export async function writeReport(
@@ -18,14 +17,7 @@ export async function writeReport(
   for (const d of dirs) runs.push(await collectRun(d, { pictures: o.pictures === false ? 0 : 4 }));
   const html = await renderReport(runs, { title: o.title });
   const path = resolve(out);
-  const tmp = `${path}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, html);
-    renameSync(tmp, path);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw ioError('cannot write the report', path, e);
-  }
+  writeTextAtomic(path, html, 'cannot write the report');
   return path;
 }
 

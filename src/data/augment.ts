@@ -18,7 +18,8 @@ export type Interp = 'bilinear' | 'bicubic';
 export const IMAGENET_MEAN: [number, number, number] = [0.485, 0.456, 0.406];
 export const IMAGENET_STD: [number, number, number] = [0.229, 0.224, 0.225];
 
-function blank(width: number, height: number, channels: number): Image {
+/** A zero image of the given size (the output buffer of the ops here and in blur.ts). */
+export function blank(width: number, height: number, channels: number): Image {
   return { data: new Float32Array(width * height * channels), width, height, channels };
 }
 
@@ -245,44 +246,54 @@ function luma(r: number, g: number, b: number): number {
 
 export function adjustBrightness(img: Image, f: number): Image {
   const out = blank(img.width, img.height, img.channels);
-  for (let i = 0; i < img.data.length; i++) out.data[i] = clamp01((img.data[i] as number) * f);
+  brightnessInto(img.data, out.data, f);
   return out;
 }
 
 /** Blend towards the mean grey level of the whole image. */
 export function adjustContrast(img: Image, f: number): Image {
-  const d = img.data;
-  const n = img.width * img.height;
-  let m = 0;
-  for (let i = 0; i < n; i++) m += luma(d[3 * i] as number, d[3 * i + 1] as number, d[3 * i + 2] as number);
-  m = (1 - f) * (m / n);
   const out = blank(img.width, img.height, img.channels);
-  for (let i = 0; i < d.length; i++) out.data[i] = clamp01(f * (d[i] as number) + m);
+  contrastInto(img.data, out.data, f);
   return out;
 }
 
 /** Blend towards the per-pixel grey level. */
 export function adjustSaturation(img: Image, f: number): Image {
-  const d = img.data;
   const out = blank(img.width, img.height, img.channels);
+  saturationInto(img.data, out.data, f);
+  return out;
+}
+
+// The colour ops from d into o (which may be d: colorJitter works in place on one copy).
+function brightnessInto(d: Float32Array, o: Float32Array, f: number): void {
+  for (let i = 0; i < d.length; i++) o[i] = clamp01((d[i] as number) * f);
+}
+
+function contrastInto(d: Float32Array, o: Float32Array, f: number): void {
+  const n = d.length / 3;
+  let m = 0;
+  for (let i = 0; i < d.length; i += 3) m += luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
+  m = (1 - f) * (m / n);
+  for (let i = 0; i < d.length; i++) o[i] = clamp01(f * (d[i] as number) + m);
+}
+
+function saturationInto(d: Float32Array, o: Float32Array, f: number): void {
   for (let i = 0; i < d.length; i += 3) {
     const g = (1 - f) * luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
-    out.data[i] = clamp01(f * (d[i] as number) + g);
-    out.data[i + 1] = clamp01(f * (d[i + 1] as number) + g);
-    out.data[i + 2] = clamp01(f * (d[i + 2] as number) + g);
+    o[i] = clamp01(f * (d[i] as number) + g);
+    o[i + 1] = clamp01(f * (d[i + 1] as number) + g);
+    o[i + 2] = clamp01(f * (d[i + 2] as number) + g);
   }
-  return out;
 }
 
 /** Shift hue by f ∈ [−0.5, 0.5] turns (RGB → HSV → RGB, as torchvision's tensor path). */
 export function adjustHue(img: Image, f: number): Image {
   const out = blank(img.width, img.height, img.channels);
-  hueInPlace(img.data, out.data, f);
+  hueInto(img.data, out.data, f);
   return out;
 }
 
-/** The hue shift of adjustHue from d into o (which may be d). */
-function hueInPlace(d: Float32Array, o: Float32Array, f: number): void {
+function hueInto(d: Float32Array, o: Float32Array, f: number): void {
   for (let i = 0; i < d.length; i += 3) {
     const r = d[i] as number;
     const g = d[i + 1] as number;
@@ -367,29 +378,14 @@ export function sampleJitter(s: JitterStrength, rng: Rng): JitterDraw {
 }
 
 export function colorJitter(img: Image, j: JitterDraw): Image {
-  // One copy, then each op in place over it (the ops' semantics are adjustBrightness & co.'s).
+  // One copy, then each op in place over it (the same kernels as adjustBrightness & co.).
   const out: Image = { ...img, data: img.data.slice() };
   const d = out.data;
   for (const op of j.order) {
-    if (op === 0 && j.brightness !== 1) {
-      const f = j.brightness;
-      for (let i = 0; i < d.length; i++) d[i] = clamp01((d[i] as number) * f);
-    } else if (op === 1 && j.contrast !== 1) {
-      const f = j.contrast;
-      const n = d.length / 3;
-      let m = 0;
-      for (let i = 0; i < d.length; i += 3) m += luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
-      m = (1 - f) * (m / n);
-      for (let i = 0; i < d.length; i++) d[i] = clamp01(f * (d[i] as number) + m);
-    } else if (op === 2 && j.saturation !== 1) {
-      const f = j.saturation;
-      for (let i = 0; i < d.length; i += 3) {
-        const g = (1 - f) * luma(d[i] as number, d[i + 1] as number, d[i + 2] as number);
-        d[i] = clamp01(f * (d[i] as number) + g);
-        d[i + 1] = clamp01(f * (d[i + 1] as number) + g);
-        d[i + 2] = clamp01(f * (d[i + 2] as number) + g);
-      }
-    } else if (op === 3 && j.hue !== 0) hueInPlace(d, d, j.hue);
+    if (op === 0 && j.brightness !== 1) brightnessInto(d, d, j.brightness);
+    else if (op === 1 && j.contrast !== 1) contrastInto(d, d, j.contrast);
+    else if (op === 2 && j.saturation !== 1) saturationInto(d, d, j.saturation);
+    else if (op === 3 && j.hue !== 0) hueInto(d, d, j.hue);
   }
   return out;
 }

@@ -1,11 +1,7 @@
 // Blurs on float32 HWC images: the separable Gaussian (torchvision's reflect padding, radius ⌈3σ⌉)
 // and SCRL's ResizeBlur. Pure functions, as augment.ts's ops.
-import { resize } from './augment.js';
+import { blank, resize } from './augment.js';
 import type { Image } from './types.js';
-
-function blank(width: number, height: number, channels: number): Image {
-  return { data: new Float32Array(width * height * channels), width, height, channels };
-}
 
 /** Source index of each padded position −rad..n+rad−1 under reflect padding (torchvision's). */
 function reflectTable(n: number, rad: number): Int32Array {

@@ -5,7 +5,7 @@
 // resampling. Bad files are skipped (skipBadImages) and recorded with their reason.
 import { readdir } from 'node:fs/promises';
 import { extname, join } from 'node:path';
-import { type DecodeOptions, decodeImage, decodeRaw, probeImage, toFloat } from './decode.js';
+import { type DecodeOptions, decodeRaw, probeImage, toFloat } from './decode.js';
 import {
   checkIdx,
   cmp,
@@ -19,7 +19,7 @@ import {
   visible,
 } from './listing.js';
 import { checkLabels, decodeMask, type Mask, probeMask, resizeMask, resizeMaskTo } from './masks.js';
-import type { Dataset, DatasetSpec, Sample } from './spec.js';
+import type { Dataset, DatasetSpec, Sample, SkippedFile } from './spec.js';
 import type { Image, RawImage } from './types.js';
 
 export { decodeImage, decodeRaw } from './decode.js';
@@ -33,13 +33,8 @@ type FileEntry = NonNullable<FolderSpec['files']>[number];
 /** Default cap on the longer side of a decoded original (memory: 1024x768 RGB float is 9.4 MB). */
 export const DEFAULT_MAX_SIDE = 1024;
 
-export interface Skipped {
-  path: string;
-  reason: string;
-}
-
 /** The error for a folder without one readable file: names the first few and why. */
-function allBad(what: string, skipped: Skipped[], total: number): Error {
+function allBad(what: string, skipped: SkippedFile[], total: number): Error {
   const list = skipped
     .slice(0, 3)
     .map((s) => `${s.path} (${s.reason.replace(`${s.path}: `, '')})`)
@@ -66,7 +61,7 @@ function sample(i: number, raw: RawImage, path: string, original?: { width: numb
 
 /** Image folder dataset: flat (unlabelled) or class layout root/<class>/** (labels by sorted class name). */
 export class ImageFolder implements Dataset {
-  readonly skipped: Skipped[] = [];
+  readonly skipped: SkippedFile[] = [];
   private readonly bad = new Set<number>();
 
   private constructor(
@@ -101,7 +96,7 @@ export class ImageFolder implements Dataset {
     if (files.length === 0) {
       throw new Error(`image folder ${spec.root} is empty: no ${IMAGE_EXTENSIONS.join('/')} files found`);
     }
-    const skipped: Skipped[] = [];
+    const skipped: SkippedFile[] = [];
     const ok = await mapPool(files, 16, async (f) => {
       try {
         const dims = await probeImage(f.path);
@@ -165,7 +160,7 @@ export class ImageFolder implements Dataset {
 
 /** Segmentation pairs: images dir + masks dir; pairs are driven by the masks (VOC-style subsets). */
 export class SegmentationFolder implements Dataset {
-  readonly skipped: Skipped[] = [];
+  readonly skipped: SkippedFile[] = [];
   readonly ignoreIndex: number;
   readonly maskClasses: number;
   readonly classes: readonly string[];
@@ -219,14 +214,16 @@ export class SegmentationFolder implements Dataset {
       if (!img) throw new Error(`segfolder: mask ${m} has no image with the same name in ${spec.images}`);
       return [img, m];
     });
-    const skipped: Skipped[] = [];
+    const skipped: SkippedFile[] = [];
     const ok = await mapPool(pairs, 16, async ([img, m]) => {
       let isz: { width: number; height: number };
       let msz: { width: number; height: number };
+      let mask: Mask | null = null; // verify 'full': decoded once, for its size and its labels
       try {
         isz = await probeImage(img);
-        msz = spec.verify === 'full' ? await decodeMask(m) : await probeMask(m);
-        if (spec.verify === 'full') await decodeImage(img);
+        if (spec.verify === 'full') msz = mask = await decodeMask(m);
+        else msz = await probeMask(m);
+        if (spec.verify === 'full') await decodeRaw(img);
       } catch (e) {
         if (!spec.skipBadImages) throw e;
         skipped.push({ path: (e as Error).message.includes(m) ? m : img, reason: (e as Error).message });
@@ -237,7 +234,7 @@ export class SegmentationFolder implements Dataset {
           `segfolder: mask ${m} is ${msz.width}x${msz.height} but its image ${img} is ${isz.width}x${isz.height}`,
         );
       }
-      if (spec.verify === 'full') checkLabels((await decodeMask(m)).data, m, classes, ignore);
+      if (mask) checkLabels(mask.data, m, classes, ignore);
       return true;
     });
     skipped.sort((a, b) => cmp(a.path, b.path));

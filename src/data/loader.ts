@@ -20,6 +20,7 @@ import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
 import { type Dataset, type DatasetSpec, openDataset } from './datasets.js';
 import { deriveSeed, Rng } from './rng.js';
+import type { SkippedFile } from './spec.js';
 import { type ViewRecipe, validateRecipe } from './views.js';
 import { type Batch, buildBatch, type WorkerInit, type WorkerReply, type WorkerTask } from './worker.js';
 
@@ -41,7 +42,7 @@ export interface LoaderOptions {
   rank?: number; // default 0
   worldSize?: number; // default 1
   /** Called once per bad file the dataset skips (at open, and while building batches in any thread). */
-  onSkip?: (s: { path: string; reason: string }) => void;
+  onSkip?: (s: SkippedFile) => void;
 }
 
 /** The epoch's index order: a seeded permutation of [0, n), or the identity. */

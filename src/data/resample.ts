@@ -12,6 +12,7 @@
 import sharp from 'sharp';
 import { type Interp, resizedCrop } from './augment.js';
 import { gaussianBlur } from './blur.js';
+import { toFloat } from './decode.js';
 import type { Box, Image, RawImage } from './types.js';
 
 sharp.cache(false); // raw inputs differ every call: libvips's operation cache only holds memory
@@ -49,9 +50,7 @@ export async function nativeResizedCrop(
     .toBuffer();
   const n = size * size * 3;
   if (buf.length !== n) throw new Error(`nativeResizedCrop: libvips returned ${buf.length} bytes, expected ${n}`);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (buf[i] as number) / 255;
-  return { data: out, width: size, height: size, channels: 3 };
+  return toFloat({ data: buf, width: size, height: size });
 }
 
 /**
@@ -84,7 +83,5 @@ export async function nativeBlur(img: Image, sigma: number): Promise<Image> {
     .raw()
     .toBuffer();
   if (buf.length !== n) throw new Error(`nativeBlur: libvips returned ${buf.length} bytes, expected ${n}`);
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) out[i] = (buf[i] as number) / 255;
-  return { data: out, width: W, height: H, channels: 3 };
+  return toFloat({ data: buf, width: W, height: H });
 }

@@ -1,11 +1,9 @@
 // The record of bad files a run skipped: one stderr line each, naming the file and the reason, and
 // one JSON line each in a file (a run's skipped.jsonl), each file once however often it is met.
 import { appendFileSync } from 'node:fs';
+import type { SkippedFile } from './spec.js';
 
-export interface SkippedFile {
-  path: string;
-  reason: string;
-}
+export type { SkippedFile } from './spec.js';
 
 export class SkipLog {
   private readonly seen = new Set<string>();

@@ -32,6 +32,12 @@ export interface Sample {
   path?: string; // folder datasets: the image file
 }
 
+/** A bad file a dataset skipped, and why (folder kinds with skipBadImages). */
+export interface SkippedFile {
+  path: string;
+  reason: string;
+}
+
 export interface Dataset {
   readonly length: number;
   /** Class names: image-level classes (fashion-mnist, ImageFolder) or mask classes (scenes, parts). */
@@ -42,7 +48,7 @@ export interface Dataset {
   /** Part type names (parts only; partMask value = index + 1). */
   readonly partTypes?: readonly string[];
   /** Bad files skipped so far (folder kinds with skipBadImages). */
-  readonly skipped?: readonly { path: string; reason: string }[];
+  readonly skipped?: readonly SkippedFile[];
   /** Resolved, serialisable spec: re-opening it gives the same dataset cheaply. */
   readonly spec: DatasetSpec;
   get(i: number): Promise<Sample>;

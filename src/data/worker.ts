@@ -6,6 +6,7 @@ import { isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { normalizeInto } from './augment.js';
 import { type Dataset, type DatasetSpec, openDataset } from './datasets.js';
 import { deriveSeed, Rng } from './rng.js';
+import type { SkippedFile } from './spec.js';
 import { type Extra, renderViews, type ViewRecipe, type ViewSet } from './views.js';
 
 export const AUG_STREAM = 0x41554721;
@@ -31,7 +32,7 @@ export interface Batch {
   /** Dataset index of each batch row. */
   indices: number[];
   /** Bad files the dataset skipped while this batch was built (folder kinds with skipBadImages). */
-  skipped?: { path: string; reason: string }[];
+  skipped?: SkippedFile[];
 }
 
 function sampleError(e: unknown, epoch: number, index: number): Error {

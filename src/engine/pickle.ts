@@ -13,10 +13,10 @@
 // The archive around the pickle (zip, storages under data/) is read by torch_archive.ts.
 import type { StDtype } from './safetensors.js';
 
-/** A global (module.name) the pickle referred to; never resolved to anything callable. */
 /** Python 2 module names that protocol-2 pickles carry (pickle's fix_imports). */
 const PY2_MODULES: Record<string, string> = { __builtin__: 'builtins', copy_reg: 'copyreg' };
 
+/** A global (module.name) the pickle referred to; never resolved to anything callable. */
 export class PyGlobal {
   readonly module: string;
   constructor(
@@ -79,18 +79,6 @@ const STORAGE_DTYPES: Record<string, StDtype> = {
   CharStorage: 'I8',
   ByteStorage: 'U8',
   BoolStorage: 'BOOL',
-};
-export const ELEM: Record<StDtype, number> = {
-  F64: 8,
-  F32: 4,
-  F16: 2,
-  BF16: 2,
-  I64: 8,
-  I32: 4,
-  I16: 2,
-  I8: 1,
-  U8: 1,
-  BOOL: 1,
 };
 
 const REBUILD_TENSOR = new Set(['torch._utils._rebuild_tensor_v2', 'torch._utils._rebuild_tensor']);

@@ -3,7 +3,7 @@
 // then the raw little-endian data buffer that the header's data_offsets index into.
 
 import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { basename, dirname, join } from 'node:path';
@@ -252,6 +252,22 @@ export async function readSafetensorsFile(path: string): Promise<StFile> {
 
 export function readSafetensorsFileSync(path: string): StFile {
   return decodeSafetensors(readFileSync(path), path);
+}
+
+/** The __metadata__ of a safetensors file from its header alone (no tensor data read, nothing validated past it). */
+export function readSafetensorsMetadataSync(path: string): Record<string, string> {
+  const fd = openSync(path, 'r');
+  try {
+    const len = Buffer.alloc(8);
+    readSync(fd, len, 0, 8, 0);
+    const n = Number(len.readBigUInt64LE(0));
+    if (n <= 0 || n > MAX_HEADER_BYTES) throw new Error(`safetensors ${path}: bad header length ${n}`);
+    const h = Buffer.alloc(n);
+    readSync(fd, h, 0, n, 8);
+    return (JSON.parse(h.toString('utf8'))[METADATA_KEY] ?? {}) as Record<string, string>;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 type Typed =

@@ -3,8 +3,8 @@
 // Entries are read on demand from the file (stored or deflated; zip64 sizes and offsets understood).
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { inflateRawSync } from 'node:zlib';
-import { ELEM, PickleError, type TensorRef, unpickle } from './pickle.js';
-import type { StEntry } from './safetensors.js';
+import { PickleError, type TensorRef, unpickle } from './pickle.js';
+import { ST_DTYPE_SIZE, type StEntry } from './safetensors.js';
 
 interface ZipEntry {
   name: string;
@@ -135,7 +135,7 @@ export class TorchArchive {
     // one storage may back many tensors (views, flat parameter buffers): the last one read is kept
     if (this.cached?.key !== t.storage.key) this.cached = { key: t.storage.key, bytes: this.read(e) };
     const raw = this.cached.bytes;
-    const es = ELEM[t.dtype];
+    const es = ST_DTYPE_SIZE[t.dtype];
     if (raw.byteLength < t.storage.numel * es)
       throw new PickleError(
         `${this.path}: storage data/${t.storage.key} is shorter than its ${t.storage.numel} elements`,

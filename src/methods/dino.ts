@@ -5,7 +5,7 @@ import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type MultiCropRecipe, multiCrop } from '../data/views.js';
 import { cat, keep, noGrad, type Tensor, zeros } from '../engine/index.js';
-import { initPatchEmbed_, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import { initPatchEmbed_, Module, PATCH_INITS, VisionTransformer, type VitConfig } from '../nn/index.js';
 import { dinoCrossEntropy, lastLayerFrozen, meanEntropy, updateCentre, updateTeacher, warmupTemp } from './common.js';
 import { DinoHead, type DinoHeadConfig } from './heads.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
@@ -40,7 +40,7 @@ export const dinoSchema = z
     referenceEpochs: z.number().int().min(1).default(100), // the reference run's length: DINO --epochs 100
     // the patch-embedding conv: DINO's ViT leaves it at PyTorch's default (U(±1/√fan_in), std 0.083 at 4×4×3);
     // 'trunc-normal' = timm's 0.02 (Locus's ViT default before), 'lecun-normal' = flax's
-    patchInit: z.enum(['torch', 'lecun-normal', 'trunc-normal']).default('torch'),
+    patchInit: z.enum(PATCH_INITS).default('torch'),
     globalScale: range01.default([0.4, 1]), // DINO (0.4, 1); global crop side = model.imgSize (DINO 224 → 32)
     localCount: z.number().int().min(0).default(6), // DINO 8; 6 keeps the 2-core step time in budget
     localSize: z.number().int().min(1).default(16), // DINO 96 at 224 → 96/224·32 ≈ 14 → 16 (a multiple of the patch)

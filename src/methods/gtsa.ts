@@ -66,7 +66,16 @@ import { z } from 'zod';
 import type { TensorBatch } from '../data/collate.js';
 import { type GtsaRecipe, gtsaViews } from '../data/views.js';
 import { cat, crossEntropy, layerNorm, noGrad, type Tensor, tensor } from '../engine/index.js';
-import { Conv2d, initPatchEmbed_, LayerNorm, Linear, Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import {
+  Conv2d,
+  initPatchEmbed_,
+  LayerNorm,
+  Linear,
+  Module,
+  PATCH_INITS,
+  VisionTransformer,
+  type VitConfig,
+} from '../nn/index.js';
 import { updateTeacher } from './common.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
 import { roiAlign } from './roi.js';
@@ -96,7 +105,7 @@ export const gtsaSchema = z
     localSize: posInt.default(16), // --size-crops 96 at 224 → 16 at 32 (a multiple of the patch)
     localScale: range01.default([0.1, 0.3]), // 0.1 0.3
     minIntersection: z.number().gt(0).lt(1).default(0.01), // min_intersection 0.01 of the image (×2 between globals)
-    patchInit: z.enum(['torch', 'lecun-normal', 'trunc-normal']).default('torch'), // the patch conv at PyTorch's default init (as DINO's ViT); timm's 0.02 = 'trunc-normal'
+    patchInit: z.enum(PATCH_INITS).default('torch'), // the patch conv at PyTorch's default init (as DINO's ViT); timm's 0.02 = 'trunc-normal'
   })
   .strict();
 

@@ -53,6 +53,7 @@ import {
   Linear,
   Module,
   normal_,
+  PATCH_INITS,
   VisionTransformer,
   type VitConfig,
 } from '../nn/index.js';
@@ -85,7 +86,7 @@ export const locaOptionsSchema = z.strictObject({
   sinkhornIters: z.number().int().positive().default(3), // (3)
   maxGradNorm: z.number().positive().default(1), // global-norm clipping (1)
   blur: z.enum(['intended', 'none']).default('intended'), // see the header
-  patchInit: z.enum(['torch', 'lecun-normal', 'trunc-normal']).default('lecun-normal'), // scenic's ViT embedding conv: flax lecun_normal (std 1/√fan_in)
+  patchInit: z.enum(PATCH_INITS).default('lecun-normal'), // scenic's ViT embedding conv: flax lecun_normal (std 1/√fan_in)
   posInit: z.enum(['normal', 'trunc-normal']).default('normal'), // scenic: normal(std 1/√D); 'trunc-normal' = timm 0.02
 });
 

@@ -69,8 +69,9 @@ export function lecunNormal_(weight: Tensor, bias: Tensor | null): void {
   if (bias) zeros_(bias);
 }
 
-/** The patch-embedding conv's init: 'torch' (PyTorch default), 'lecun-normal' (flax), 'trunc-normal' (timm's 0.02). */
-export type PatchInit = 'torch' | 'lecun-normal' | 'trunc-normal';
+/** The patch-embedding conv's inits: 'torch' (PyTorch default), 'lecun-normal' (flax), 'trunc-normal' (timm's 0.02). */
+export const PATCH_INITS = ['torch', 'lecun-normal', 'trunc-normal'] as const;
+export type PatchInit = (typeof PATCH_INITS)[number];
 
 export function initPatchEmbed_(conv: { weight: Tensor; bias: Tensor | null }, kind: PatchInit): void {
   if (kind === 'torch') torchDefault_(conv.weight, conv.bias);

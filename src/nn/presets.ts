@@ -2,6 +2,7 @@
 // input and patch stay the config's) and timm's ViT names, which fix the input side and patch too
 // (timm's vision_transformer.py model defs: embed_dim, depth, num_heads, patch_size, img_size).
 // Fields given explicitly in the config win over the preset's.
+import { VIT_PRESETS } from './vit.js';
 
 export interface VitPreset {
   dim: number;
@@ -12,9 +13,7 @@ export interface VitPreset {
 }
 
 const WIDTHS = {
-  tiny: { dim: 192, depth: 12, heads: 3 },
-  small: { dim: 384, depth: 12, heads: 6 },
-  base: { dim: 768, depth: 12, heads: 12 },
+  ...VIT_PRESETS, // tiny, small, base
   large: { dim: 1024, depth: 24, heads: 16 },
   huge: { dim: 1280, depth: 32, heads: 16 },
 } as const;

@@ -32,6 +32,23 @@ export interface VitOutput {
   grid: [number, number]; // patch grid of the input
 }
 
+/**
+ * A position embedding [1, 1+g·g, D] (CLS first, a square grid) resampled bicubically to an h×w grid
+ * (timm's resample_abs_pos_embed; the CLS position kept): [1, 1+h·w, D].
+ */
+export function resamplePosEmbed(pos: Tensor, h: number, w: number): Tensor {
+  const D = pos.shape[2] as number;
+  const g = Math.round(Math.sqrt((pos.shape[1] as number) - 1));
+  const grid = pos
+    .narrow(1, 1, g * g)
+    .reshape(1, g, g, D)
+    .permute(0, 3, 1, 2);
+  const resized = interpolate(grid, [h, w], 'bicubic', false)
+    .permute(0, 2, 3, 1)
+    .reshape(1, h * w, D);
+  return cat([pos.narrow(1, 0, 1), resized], 1);
+}
+
 export class VisionTransformer extends Module {
   readonly patchEmbed: { proj: Conv2d };
   readonly clsToken: Tensor;
@@ -73,16 +90,7 @@ export class VisionTransformer extends Module {
   positionEmbedding(h: number, w: number): Tensor {
     const g = this.gridSize;
     if (h === g && w === g) return this.posEmbed.alias();
-    const D = this.cfg.dim;
-    const clsPos = this.posEmbed.narrow(1, 0, 1);
-    const grid = this.posEmbed
-      .narrow(1, 1, g * g)
-      .reshape(1, g, g, D)
-      .permute(0, 3, 1, 2);
-    const resized = interpolate(grid, [h, w], 'bicubic', false)
-      .permute(0, 2, 3, 1)
-      .reshape(1, h * w, D);
-    return cat([clsPos, resized], 1);
+    return resamplePosEmbed(this.posEmbed, h, w);
   }
 
   /** Patch tokens with position embedding, before the blocks: [B, N, D]; masked positions get [MASK]. */

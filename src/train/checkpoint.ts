@@ -9,6 +9,7 @@ import { fromEntries, toEntries } from '../engine/io.js';
 import { readSafetensorsFileSync, type StEntry, writeSafetensorsFileSync } from '../engine/safetensors.js';
 import type { Config } from './config.js';
 import { type Provenance, provenance } from './provenance.js';
+import { errnoLine } from './run.js';
 
 export const CHECKPOINT_FORMAT = 1;
 const META = 'locus.checkpoint';
@@ -106,9 +107,7 @@ export function saveCheckpoint(dir: string, parts: SaveParts, info: CheckpointIn
   try {
     writeSafetensorsFileSync(path, entries, meta); // removes its temp file when it fails
   } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const why = `${err.code && !err.message.startsWith(err.code) ? `${err.code}: ` : ''}${err.message.split('\n')[0]}`;
-    throw new CheckpointError(`cannot write checkpoint ${path} (${why}); ${lastGoodLine(previous)}`);
+    throw new CheckpointError(`cannot write checkpoint ${path} (${errnoLine(e)}); ${lastGoodLine(previous)}`);
   }
   fsyncDir(dir);
   return path;

@@ -7,24 +7,15 @@
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readSync, statSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
-import { cat, interpolate, type Tensor, tidy } from '../engine/index.js';
+import { type Tensor, tidy } from '../engine/index.js';
 import { fromEntry } from '../engine/io.js';
 import { Opaque, TensorRef } from '../engine/pickle.js';
-import { readSafetensorsFileSync, type StEntry } from '../engine/safetensors.js';
+import { readSafetensorsFileSync, readSafetensorsMetadataSync, type StEntry } from '../engine/safetensors.js';
 import { isZipFile, TorchArchive } from '../engine/torch_archive.js';
-import { type Module, VisionTransformer, type VitConfig } from '../nn/index.js';
+import { type Module, resamplePosEmbed, VisionTransformer, type VitConfig } from '../nn/index.js';
 
-/** The architecture read from a file's tensor shapes. */
-export interface ImportedArch {
-  imgSize: number; // native grid × patch (pos_embed's grid)
-  patchSize: number;
-  inChans: number;
-  dim: number;
-  depth: number;
-  heads: number;
-  mlpRatio: number;
-  qkvBias: boolean;
-}
+/** The architecture read from a file's tensor shapes: a ViT config less its training-only fields. */
+export type ImportedArch = Omit<VitConfig, 'dropPathRate' | 'maskToken'>;
 
 export interface ImportedWeights {
   path: string;
@@ -287,18 +278,7 @@ export function disposeWeights(w: ImportedWeights): void {
 
 /** The ViT config of imported weights (imgSize: the file's native grid unless given). */
 export function vitConfigOfImport(a: ImportedArch, imgSize = a.imgSize): VitConfig {
-  return {
-    imgSize,
-    patchSize: a.patchSize,
-    inChans: a.inChans,
-    dim: a.dim,
-    depth: a.depth,
-    heads: a.heads,
-    mlpRatio: a.mlpRatio,
-    qkvBias: a.qkvBias,
-    dropPathRate: 0,
-    maskToken: false,
-  };
+  return { ...a, imgSize, dropPathRate: 0, maskToken: false };
 }
 
 /** The state resized for a ViT of another input size: pos_embed resampled bicubically (timm's resample_abs_pos_embed). */
@@ -307,23 +287,11 @@ export function fitState(w: ImportedWeights, vit: VisionTransformer): Map<string
   const pos = w.state.get('pos_embed') as Tensor;
   const g0 = Math.round(Math.sqrt((pos.shape[1] as number) - 1));
   const g = vit.gridSize;
-  if (g !== g0) {
-    const D = pos.shape[2] as number;
+  if (g !== g0)
     out.set(
       'pos_embed',
-      tidy(() => {
-        const cls = pos.narrow(1, 0, 1);
-        const grid = pos
-          .narrow(1, 1, g0 * g0)
-          .reshape(1, g0, g0, D)
-          .permute(0, 3, 1, 2);
-        const r = interpolate(grid, [g, g], 'bicubic', false)
-          .permute(0, 2, 3, 1)
-          .reshape(1, g * g, D);
-        return cat([cls, r], 1);
-      }),
+      tidy(() => resamplePosEmbed(pos, g, g)),
     );
-  }
   return out;
 }
 
@@ -403,26 +371,10 @@ export function isForeignWeights(path: string): boolean {
   if (!existsSync(path) || !statSync(path).isFile()) return false;
   if (isTorchFile(path)) return true;
   try {
-    const meta = readSafetensorsHeader(path);
+    const meta = readSafetensorsMetadataSync(path);
     return !('locus.checkpoint' in meta) && !('img_size' in meta);
   } catch {
     return false;
-  }
-}
-
-/** The __metadata__ of a safetensors file, from its header only. */
-function readSafetensorsHeader(path: string): Record<string, string> {
-  const fd = openSync(path, 'r');
-  try {
-    const len = Buffer.alloc(8);
-    readSync(fd, len, 0, 8, 0);
-    const n = Number(len.readBigUInt64LE(0));
-    if (n <= 0 || n > 100_000_000) throw new Error('not safetensors');
-    const h = Buffer.alloc(n);
-    readSync(fd, h, 0, n, 8);
-    return (JSON.parse(h.toString('utf8')).__metadata__ ?? {}) as Record<string, string>;
-  } finally {
-    closeSync(fd);
   }
 }
 

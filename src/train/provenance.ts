@@ -77,20 +77,30 @@ export function readGitCommit(root: string): string | null {
   return null;
 }
 
+let version: string | null = null;
+
+/** Locus's version from its package.json ('0.0.0' when unreadable); read once per process. */
+export function locusVersion(): string {
+  if (version === null) {
+    version = '0.0.0';
+    const root = packageRoot();
+    try {
+      if (root) version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+    } catch {
+      // keep 0.0.0
+    }
+  }
+  return version;
+}
+
 let fixed: Omit<Provenance, 'device'> | null = null;
 
 /** Provenance for work done on `device` (version, commit and libtorch are read once per process). */
 export function provenance(device: string): Provenance {
   if (!fixed) {
     const root = packageRoot();
-    let version = '0.0.0';
-    try {
-      if (root) version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
-    } catch {
-      // keep 0.0.0
-    }
     fixed = {
-      locus: version,
+      locus: locusVersion(),
       commit: root ? readGitCommit(root) : null,
       torch: engineInfo().torchVersion,
       node: process.version,

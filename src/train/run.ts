@@ -51,11 +51,16 @@ export function runPaths(dir: string): RunPaths {
   };
 }
 
-/** An fs error as one line that names the file (Node's messages for write/append on a descriptor do not). */
-export function ioError(what: string, file: string, e: unknown): RunError {
+/** An fs error's first line, led by its code where the message does not start with it ('ENOSPC: …'). */
+export function errnoLine(e: unknown): string {
   const err = e as NodeJS.ErrnoException;
   const msg = (err.message ?? String(e)).split('\n')[0] as string;
-  return new RunError(`${what} ${file}: ${err.code && !msg.startsWith(err.code) ? `${err.code}: ` : ''}${msg}`);
+  return `${err.code && !msg.startsWith(err.code) ? `${err.code}: ` : ''}${msg}`;
+}
+
+/** An fs error as one line that names the file (Node's messages for write/append on a descriptor do not). */
+export function ioError(what: string, file: string, e: unknown): RunError {
+  return new RunError(`${what} ${file}: ${errnoLine(e)}`);
 }
 
 /** runs/<method>-YYYYMMDD-HHMMSS (local time), with a suffix if that exists already. */
@@ -153,26 +158,35 @@ function removeStaleCreations(parent: string): void {
   }
 }
 
-/** Writes JSON through a temp file + rename (readers never see half a file). Errors name the file. */
-export function writeJsonAtomic(path: string, value: unknown): void {
+/** Writes text through a temp file (PATH.PID.tmp) + rename: readers never see half a file; a failure
+ * removes the temp file and is one line `<what> PATH: …`. */
+export function writeTextAtomic(path: string, text: string, what = 'cannot write'): void {
   const tmp = `${path}.${process.pid}.tmp`;
   try {
-    writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
+    writeFileSync(tmp, text);
     renameSync(tmp, path);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw ioError('cannot write', path, e);
+    throw ioError(what, path, e);
+  }
+}
+
+/** Writes JSON through a temp file + rename (readers never see half a file). Errors name the file. */
+export function writeJsonAtomic(path: string, value: unknown): void {
+  writeTextAtomic(path, `${JSON.stringify(value, null, 2)}\n`);
+}
+
+function readText(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw ioError('cannot read', path, e);
   }
 }
 
 /** Parses a JSON file; an unreadable or invalid file is one line naming it. */
 export function readJsonFile<T>(path: string): T {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw ioError('cannot read', path, e);
-  }
+  const text = readText(path);
   try {
     return JSON.parse(text) as T;
   } catch (e) {
@@ -203,13 +217,7 @@ export function appendMetrics(p: RunPaths, row: MetricsRow): void {
 export function readMetrics(dir: string): MetricsRow[] {
   const p = runPaths(dir);
   if (!existsSync(p.metrics)) return [];
-  let text: string;
-  try {
-    text = readFileSync(p.metrics, 'utf8');
-  } catch (e) {
-    throw ioError('cannot read', p.metrics, e);
-  }
-  return text
+  return readText(p.metrics)
     .split('\n')
     .filter((l) => l.trim())
     .flatMap((l) => {
@@ -225,14 +233,7 @@ export function readMetrics(dir: string): MetricsRow[] {
 export function truncateMetrics(p: RunPaths, step: number): void {
   if (!existsSync(p.metrics)) return;
   const keep = readMetrics(p.dir).filter((r) => (r.step ?? 0) <= step);
-  const tmp = `${p.metrics}.${process.pid}.tmp`;
-  try {
-    writeFileSync(tmp, keep.map((r) => `${JSON.stringify(r)}\n`).join(''));
-    renameSync(tmp, p.metrics);
-  } catch (e) {
-    rmSync(tmp, { force: true });
-    throw ioError('cannot rewrite', p.metrics, e);
-  }
+  writeTextAtomic(p.metrics, keep.map((r) => `${JSON.stringify(r)}\n`).join(''), 'cannot rewrite');
 }
 
 // Temp files of this run's writers: checkpoints (.step-NNNNNN.safetensors.PID.RAND.tmp), seg heads and
