@@ -11,7 +11,7 @@ import { createVit, type Module, VisionTransformer, type VitConfig } from '../nn
 import { disposeCheckpoint, loadCheckpoint, resolveCheckpoint, runDirOf } from '../train/checkpoint.js';
 import { type Config, resolveConfig } from '../train/config.js';
 import { evalFileName } from '../train/evalfiles.js';
-import { importBackbone, isForeignWeights } from '../train/import.js';
+import { fileSha, importBackbone, isForeignWeights } from '../train/import.js';
 import { buildMethod } from '../train/loop.js';
 import { provenance } from '../train/provenance.js';
 import { holdsRun, runPaths, writeJsonAtomic } from '../train/run.js';
@@ -278,11 +278,6 @@ export function randomBackbone(cfg: Partial<VitConfig> = {}, seed = 0): EvalBack
   return { vit, hash: `random-${seed}-${h}`, method: 'random', dispose: () => vit.dispose() };
 }
 
-/** Hash of a checkpoint file's bytes (first 16 hex digits of sha256). */
-export function fileHash(path: string): string {
-  return createHash('sha256').update(readFileSync(path)).digest('hex').slice(0, 16);
-}
-
 /** A backbone exported by `src/train/export.ts` (timm names, architecture in the metadata). */
 export function loadExportedBackbone(path: string): EvalBackbone {
   const meta = loadMetadata(path);
@@ -312,7 +307,7 @@ export function loadExportedBackbone(path: string): EvalBackbone {
     for (const t of state.values()) t.dispose();
   }
   vit.eval();
-  return { vit, hash: fileHash(path), checkpoint: path, method: meta.method, dispose: () => vit.dispose() };
+  return { vit, hash: fileSha(path), checkpoint: path, method: meta.method, dispose: () => vit.dispose() };
 }
 
 /**
