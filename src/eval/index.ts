@@ -2,7 +2,7 @@
 // comparison call. Every result JSON carries all eval hyper-parameters, the seed, the data specs, the
 // input settings and the checkpoint hash (probeHeader); unknown options are errors, never ignored.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { manualSeed, type Tensor } from '../engine/index.js';
 import { loadMetadata, loadTensors } from '../engine/io.js';
