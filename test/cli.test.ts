@@ -30,6 +30,8 @@ const TINY = [
   'eval.seg.train.length=8',
   'eval.seg.test.length=4',
   'eval.seg.steps=5',
+  'eval.nnseg.train.length=8',
+  'eval.nnseg.test.length=4',
   'eval.parts.train.length=6',
   'eval.parts.test.length=4',
   'eval.parts.seg.steps=5',
@@ -93,7 +95,7 @@ test('main: pretrain, every probe on the trained and on a random backbone, repor
   const j = lastJson(r.stdout);
   assert.equal(j.run_dir, out);
   const evals = j.evals as Record<string, Record<string, number>>;
-  for (const k of ['knn', 'linear', 'seg', 'parts', 'location']) {
+  for (const k of ['knn', 'linear', 'seg', 'nnseg', 'parts', 'location']) {
     assert.ok(evals[k] && evals[`${k}_random_init`], k);
     const files = readdirSync(join(out, 'evals'));
     for (const prefix of [`${k}@`, `${k}_random_init@`]) // <probe>[_random_init]@<dataset>.json

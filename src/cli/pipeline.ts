@@ -17,7 +17,7 @@ export function registerMain(program: Command): void {
       'after',
       `
 Takes the pretrain options. Writes <run>/evals/<kind>@<dataset>.json and <kind>_random_init@<dataset>.json for each probe in
-eval.kinds (knn, linear, seg, parts, location), and <run>/report.html. Probe options: --set eval.<kind>.<option>=V.
+eval.kinds (knn, linear, seg, nnseg, parts, location), and <run>/report.html. Probe options: --set eval.<kind>.<option>=V.
 
 Examples:
   $ npm start                      # = locus main: the default run (pretraining, probes, report)
@@ -71,6 +71,7 @@ function headline(kind: string, r: Record<string, unknown>): Record<string, unkn
     knn: ['top1', 'top5'],
     linear: ['top1', 'top5'],
     seg: ['miou', 'pixel_acc'],
+    nnseg: ['miou', 'pixel_acc'],
     parts: ['part_miou', 'object_miou', 'part_acc', 'object_acc', 'part_map'],
     location: ['acc'],
   };

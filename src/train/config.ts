@@ -90,7 +90,7 @@ const datasetSchema = z.discriminatedUnion('kind', [
 ]);
 
 /** The probes of src/eval (listed here too: src/eval imports this module). */
-export const EVAL_KIND_NAMES = ['knn', 'linear', 'seg', 'parts', 'location'] as const;
+export const EVAL_KIND_NAMES = ['knn', 'linear', 'seg', 'nnseg', 'parts', 'location'] as const;
 const probeOptions = z.record(z.string(), z.unknown()).default({});
 
 function baseSchema() {
@@ -175,6 +175,7 @@ function baseSchema() {
           knn: probeOptions,
           linear: probeOptions,
           seg: probeOptions,
+          nnseg: probeOptions,
           parts: probeOptions,
           location: probeOptions,
         })
