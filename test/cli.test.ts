@@ -104,6 +104,22 @@ test('main: pretrain, every probe on the trained and on a random backbone, repor
         `${prefix}*.json in ${files.join(', ')}`,
       );
   }
+  // the headline per probe, trained vs random init, in percent (one seed: no spread)
+  assert.equal(j.method, 'dino');
+  assert.equal(j.steps, 3);
+  const probes = j.probes as Record<string, { trained: number; random: number; spread: null; unit: string }>;
+  assert.deepEqual(Object.keys(probes).sort(), [
+    'knn.top1',
+    'linear.top1',
+    'location.acc',
+    'nnseg.miou',
+    'parts.part_miou',
+    'seg.miou',
+  ]);
+  assert.equal(probes['knn.top1']?.trained, Number((100 * (evals.knn?.top1 as number)).toFixed(2)));
+  assert.equal(probes['seg.miou']?.random, Number((100 * (evals.seg_random_init?.miou as number)).toFixed(2)));
+  assert.equal(probes['seg.miou']?.spread, null);
+  assert.equal(probes['seg.miou']?.unit, '%');
   const acc = (v: unknown) => typeof v === 'number' && v >= 0 && v <= 1;
   assert.ok(acc(evals.knn?.top1) && acc(evals.seg?.miou) && acc(evals.parts?.part_miou) && acc(evals.location?.acc));
   for (const f of ['config.json', 'metrics.jsonl', 'report.html']) assert.ok(existsSync(join(out, f)), f);

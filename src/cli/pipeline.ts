@@ -30,6 +30,7 @@ Examples:
         if (r.stopped) return 0; // interrupted: the checkpoint is written; evaluate after --resume
         const c = r.config;
         const summary: Record<string, unknown> = {};
+        const probes: Record<string, ProbeHeadline> = {};
         for (const kind of c.eval.kinds) {
           const options = { seed: c.seed, ...c.eval[kind] };
           const t0 = performance.now();
@@ -45,6 +46,16 @@ Examples:
             writeEval(r.runDir, `${kind}_random_init`, random);
             line += ` | random init: ${describeResult(kind, random)}`;
             summary[`${kind}_random_init`] = headline(kind, random);
+            const key = HEADLINE[kind];
+            const pct = (v: unknown) => (typeof v === 'number' ? Number((100 * v).toFixed(2)) : null);
+            // one seed: no seed spread (the comparison, npm run compare --seeds, measures it)
+            if (key)
+              probes[`${kind}.${key}`] = {
+                trained: pct(trained[key]),
+                random: pct(random[key]),
+                spread: null,
+                unit: '%',
+              };
           }
           process.stdout.write(`${line} (${((performance.now() - t0) / 1000).toFixed(0)} s)\n`);
         }
@@ -58,11 +69,31 @@ Examples:
             checkpoint: r.finalCheckpoint,
             evals: summary,
             report,
+            method: c.method,
+            steps: c.optim.steps,
+            probes,
             train_seconds: Number(r.seconds.toFixed(1)),
           });
         return 0;
       }),
     );
+}
+
+/** The one number per probe that `probes` in the --json summary holds (trained vs random init). */
+const HEADLINE: Record<string, string> = {
+  knn: 'top1',
+  linear: 'top1',
+  seg: 'miou',
+  nnseg: 'miou',
+  parts: 'part_miou',
+  location: 'acc',
+};
+
+interface ProbeHeadline {
+  trained: number | null;
+  random: number | null;
+  spread: number | null;
+  unit: '%';
 }
 
 /** The headline number(s) of a probe result, for the JSON summary. */
