@@ -8,10 +8,10 @@
 import type { DatasetSpec } from '../data/datasets.js';
 import { interpolate, noGrad, normalize, type Tensor, tensor, tidy } from '../engine/index.js';
 import type { Interval } from './bootstrap.js';
-import { type EvalContext, embedSet, type ProbeHeader, probeHeader, timer } from './common.js';
+import { type EvalContext, type ProbeHeader, probeHeader, timer } from './common.js';
 import { disposeFeatures } from './features.js';
 import type { SegScores } from './metrics.js';
-import { loadMaskSplits, MIOU_NOTE, scoreWithIntervals } from './seg.js';
+import { denseSplits, MIOU_NOTE, scoreWithIntervals } from './seg.js';
 
 export interface NnSegOptions {
   train: DatasetSpec;
@@ -130,11 +130,7 @@ export interface NnSegResult extends ProbeHeader, SegScores {
 export async function nnSegEval(ctx: EvalContext, opts: Partial<NnSegOptions> = {}): Promise<NnSegResult> {
   const o: NnSegOptions = { ...NNSEG_DEFAULTS, ...opts, seed: opts.seed ?? ctx.seed };
   const t = timer();
-  const [train, test] = await loadMaskSplits(o.train, o.test, o.testFraction, o.seed);
-  if (train.width !== test.width || train.height !== test.height || train.classes !== test.classes)
-    throw new Error('nnseg: train and test sets differ in label size or class count');
-  const ftr = await embedSet(ctx, train, ['patches'], 'nnseg: train');
-  const fte = await embedSet(ctx, test, ['patches'], 'nnseg: test');
+  const { train, test, ftr, fte } = await denseSplits(ctx, o, 'nnseg');
   const extractS = t.lap();
   const size: [number, number] = [train.height, train.width];
   const hist = patchHistograms(train.masks, train.height, train.width, ftr.grid, train.classes, train.ignoreIndex);

@@ -273,14 +273,27 @@ export async function loadMaskSplits(
   return [await loadMasks(all.spec, a, keepImages), await loadMasks(all.spec, b, keepImages)];
 }
 
+/**
+ * A dense probe's train and test mask sets (one label size and class count, else an error naming the probe)
+ * and their patch features: what seg and nnseg both start from.
+ */
+export async function denseSplits(
+  ctx: EvalContext,
+  o: { train: DatasetSpec; test: DatasetSpec | null; testFraction: number; seed: number },
+  probe: string,
+) {
+  const [train, test] = await loadMaskSplits(o.train, o.test, o.testFraction, o.seed);
+  if (train.width !== test.width || train.height !== test.height || train.classes !== test.classes)
+    throw new Error(`${probe}: train and test sets differ in label size or class count`);
+  const ftr = await embedSet(ctx, train, ['patches'], `${probe}: train`);
+  const fte = await embedSet(ctx, test, ['patches'], `${probe}: test`);
+  return { train, test, ftr, fte };
+}
+
 export async function segEval(ctx: EvalContext, opts: Partial<SegOptions> = {}): Promise<SegResult> {
   const o: SegOptions = { ...SEG_DEFAULTS, ...opts, seed: opts.seed ?? ctx.seed };
   const t = timer();
-  const [train, test] = await loadMaskSplits(o.train, o.test, o.testFraction, o.seed);
-  if (train.width !== test.width || train.height !== test.height || train.classes !== test.classes)
-    throw new Error('seg: train and test sets differ in label size or class count');
-  const ftr = await embedSet(ctx, train, ['patches'], 'seg: train');
-  const fte = await embedSet(ctx, test, ['patches'], 'seg: test');
+  const { train, test, ftr, fte } = await denseSplits(ctx, o, 'seg');
   const extractS = t.lap();
   const size: [number, number] = [train.height, train.width];
   const { scores, head } = segProbe(
