@@ -90,3 +90,17 @@ export function symmetricRegression(pOnline: Tensor, pTarget: Tensor): Tensor {
 export function updateTarget(target: Module, online: Module, m: number): void {
   updateTeacher(target, online, m);
 }
+
+/**
+ * The optimiser defaults of the online/target methods (SCRL and its image-level baseline BYOL), from SCRL's
+ * 200-epoch config (methods.md §4): LARS base lr 0.45 per 256, cosine to 0, wd 1e-6, no clipping; the EMA is
+ * the runtime's budget-aware momentum (optim.teacherMomentum null: 0.970 at 300 steps; the reference's 0.97
+ * is `--set optim.teacherMomentum=0.97`). One table, so that SCRL and BYOL are compared under one recipe.
+ */
+export const BOOTSTRAP_OPTIM_DEFAULTS: Readonly<Record<string, number>> = {
+  lr: 0.45,
+  minLr: 0,
+  weightDecay: 1e-6,
+  weightDecayEnd: 1e-6,
+  clip: 0,
+};

@@ -8,8 +8,8 @@
 // no bias) with torch's default init, BN in training mode on the batch of both views; the target starts as a
 // COPY of the online network (BYOL; SCRL's own path uses from_online=False, BYOL's does not) and is updated
 // after the optimizer step with m = 1 − (1−m_base)(cos(π t/T)+1)/2 (the runtime's momentum schedule from
-// optim.teacherMomentum, m_base 0.97 as SCRL's 200-epoch BYOL config; the BYOL paper uses 0.996 at 1000
-// epochs); LARS (SGD momentum 0.9, trust 0.001, biases and 1-D parameters excluded), base lr 0.45 × batch/256
+// optim.teacherMomentum: budget-aware by default, 0.970 at 300 steps; SCRL's 200-epoch config's 0.97 is one
+// `--set` away; the BYOL paper uses 0.996 at 1000 epochs); LARS (SGD momentum 0.9, trust 0.001, biases and 1-D parameters excluded), base lr 0.45 × batch/256
 // with warm-up and cosine to 0, weight decay 1e-6 (SCRL's config; the BYOL paper 1.5e-6); no clipping.
 // Views: two BYOL views (the multicrop recipe with no locals: RandomResizedCrop scale (0.08, 1), bicubic, flip
 // 0.5, colour jitter (0.4, 0.4, 0.2, 0.1) p 0.8, grayscale 0.2, Gaussian blur p (1.0, 0.1), solarise p (0, 0.2)).
@@ -24,7 +24,7 @@ import type { TensorBatch } from '../data/collate.js';
 import { type MultiCropRecipe, multiCrop } from '../data/views.js';
 import { cat, noGrad, normalize, type Tensor } from '../engine/index.js';
 import { Module, VisionTransformer, type VitConfig } from '../nn/index.js';
-import { symmetricRegression, TwoLayerHead, updateTarget } from './bootstrap.js';
+import { BOOTSTRAP_OPTIM_DEFAULTS, symmetricRegression, TwoLayerHead, updateTarget } from './bootstrap.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
 
 const range01 = z
@@ -126,12 +126,5 @@ export const byolDef: MethodDef<ByolOptions> = {
   summary: 'BYOL: online/EMA-target regression of the pooled image feature of two views (SCRL’s image-level baseline)',
   schema: byolSchema as unknown as z.ZodType<ByolOptions>,
   create: (o, ctx) => new Byol(o, ctx),
-  optimDefaults: {
-    lr: 0.45,
-    minLr: 0,
-    weightDecay: 1e-6,
-    weightDecayEnd: 1e-6,
-    teacherMomentum: 0.97,
-    clip: 0,
-  },
+  optimDefaults: BOOTSTRAP_OPTIM_DEFAULTS, // the same recipe as SCRL's
 };

@@ -37,7 +37,7 @@ import type { TensorBatch } from '../data/collate.js';
 import { type ScrlRecipe, scrlViews } from '../data/views.js';
 import { cat, noGrad, normalize, type Tensor } from '../engine/index.js';
 import { Module, VisionTransformer, type VitConfig } from '../nn/index.js';
-import { symmetricRegression, TwoLayerHead, updateTarget } from './bootstrap.js';
+import { BOOTSTRAP_OPTIM_DEFAULTS, symmetricRegression, TwoLayerHead, updateTarget } from './bootstrap.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
 import { boxRows, roiAlign } from './roi.js';
 
@@ -211,15 +211,6 @@ export const scrlDef: MethodDef<ScrlOptions> = {
     'SCRL: BYOL-style online/EMA-target regression on RoI-aligned matched boxes of two views (no image-level term)',
   schema: scrlSchema as unknown as z.ZodType<ScrlOptions>,
   create: (o, ctx) => new Scrl(o, ctx),
-  // The reference's 200-epoch config (methods.md §4): LARS base lr 0.45 per 256, cosine to 0, wd 1e-6,
-  // EMA 0.97 → 1 (here the runtime's budget-aware momentum, optim.teacherMomentum null: 0.970 at 300 steps;
-  // `--set optim.teacherMomentum=0.97` for the literal value), no clipping. With DINO's AdamW-sized defaults the
-  // loss stays flat.
-  optimDefaults: {
-    lr: 0.45,
-    minLr: 0,
-    weightDecay: 1e-6,
-    weightDecayEnd: 1e-6,
-    clip: 0,
-  },
+  // With DINO's AdamW-sized defaults the loss stays flat (bench/RESULTS.md).
+  optimDefaults: BOOTSTRAP_OPTIM_DEFAULTS,
 };
