@@ -2,18 +2,14 @@
 // linear init, BatchNorm1d with running statistics, the TwoLayerLinearHead used as projector and predictor,
 // the regression loss ℓ(x, y) = 2 − 2·cos(x, y), its symmetric form over two views' rows, and the EMA
 // target update. SCRL applies them to RoI-aligned boxes (scrl.ts), BYOL to the pooled image (byol.ts).
-import { batchNorm, noGrad, normalize, ones, type Tensor, zeros } from '../engine/index.js';
-import { Linear, Module } from '../nn/index.js';
+import { batchNorm, normalize, ones, type Tensor, zeros } from '../engine/index.js';
+import { Linear, Module, torchDefault_ } from '../nn/index.js';
 import { updateTeacher } from './common.js';
 
 /** nn.Linear's default init (kaiming-uniform a=√5 ⇒ U(±1/√in) for weight and bias), as the reference heads use. */
 export function torchLinear(inF: number, outF: number, bias = true): Linear {
   const l = new Linear(inF, outF, { bias });
-  const b = 1 / Math.sqrt(inF);
-  noGrad(() => {
-    l.weight.uniform_(-b, b);
-    l.bias?.uniform_(-b, b);
-  });
+  torchDefault_(l.weight, l.bias);
   return l;
 }
 

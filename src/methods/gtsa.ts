@@ -70,12 +70,13 @@ import {
   Conv2d,
   initPatchEmbed_,
   LayerNorm,
-  Linear,
+  type Linear,
   Module,
   PATCH_INITS,
   VisionTransformer,
   type VitConfig,
 } from '../nn/index.js';
+import { torchLinear } from './bootstrap.js';
 import { updateTeacher } from './common.js';
 import type { Collectives, LossOutput, Method, MethodContext, MethodDef, StepInfo } from './method.js';
 import { roiAlign } from './roi.js';
@@ -161,17 +162,6 @@ export class ConvHead extends Module {
     }
     return this.proj.forward(h);
   }
-}
-
-/** nn.Linear's default init: U(±1/√in) for weight and bias. */
-function torchLinear(inF: number, outF: number): Linear {
-  const l = new Linear(inF, outF);
-  const b = 1 / Math.sqrt(inF);
-  noGrad(() => {
-    l.weight.uniform_(-b, b);
-    l.bias?.uniform_(-b, b);
-  });
-  return l;
 }
 
 /** The rotation head (rot_predictor; Sequential indices 0, 1, 3, 4, 6, 7, 8 hold parameters). */
