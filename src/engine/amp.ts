@@ -10,8 +10,8 @@ import { native } from './native.js';
 import { scalar } from './ops.js';
 import type { Tensor } from './tensor.js';
 
-export type Precision = 'fp32' | 'bf16' | 'fp16';
-export const PRECISIONS: readonly Precision[] = ['fp32', 'bf16', 'fp16'];
+export const PRECISIONS = ['fp32', 'bf16', 'fp16'] as const;
+export type Precision = (typeof PRECISIONS)[number];
 
 /** The autocast dtype of a precision (null for fp32). */
 export function precisionDtype(p: Precision): 'bfloat16' | 'float16' | null {

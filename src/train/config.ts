@@ -8,7 +8,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { cudaAvailable } from '../engine/index.js';
+import { cudaAvailable, PRECISIONS } from '../engine/index.js';
 import { buildFlags } from '../engine/native.js';
 import { getMethod, METHODS, methodNames } from '../methods/index.js';
 import { momentumForRetention } from '../nn/index.js';
@@ -162,7 +162,7 @@ function baseSchema() {
           device: z.enum(['cpu', 'cuda', 'auto']).default('cpu'), // where training runs; auto: cuda when available
           // mixed precision: autocast in the forward (fp32 master weights and optimizer); fp16 adds dynamic loss
           // scaling (torch.cuda.amp.GradScaler semantics). libtorch 1.13's CPU has bf16 autocast, no fp16 matmul.
-          precision: z.enum(['fp32', 'bf16', 'fp16']).default('fp32'),
+          precision: z.enum(PRECISIONS).default('fp32'),
         })
         .strict()
         .prefault({}),
